@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make demo` (main job) and `make test` (the tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: venv demo test slow integration_tests lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[local,dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/embedlens demo
+
+test: venv
+	$(PY) -m pytest -q
+
+slow: venv
+	$(PY) -m pytest -q -m slow
+
+integration_tests: venv
+	$(PY) -m pytest -q tests/integration
+
+lint: venv
+	$(VENV)/bin/ruff check plugin adapters tests bench examples
+	$(VENV)/bin/mypy plugin adapters
+
+format: venv
+	$(VENV)/bin/ruff format plugin adapters tests bench examples
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

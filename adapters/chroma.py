@@ -1,0 +1,330 @@
+"""Chroma embedding function that applies a lens on top of any Chroma embedding function.
+
+Documents (``__call__``) are projected at index time by a symmetric lens and passed through by a
+query lens; queries arrive through ``embed_query`` (Chroma sends ``query_texts`` there) and are
+always projected. The stored configuration names the base function and the lens directory with its
+sha256: never the matrix, never an API key. Importing this module registers the function with
+Chroma, so a persisted collection re-opens with the same lens.
+
+Example:
+    >>> import chromadb
+    >>> from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
+    >>> from embedlens.adapters.chroma import LensEmbeddingFunction
+    >>> ef = LensEmbeddingFunction(SentenceTransformerEmbeddingFunction(model_path), "my_lens/")
+    >>> col = chromadb.PersistentClient("db").get_or_create_collection("docs", embedding_function=ef)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+from chromadb.utils.embedding_functions import (
+    config_to_embedding_function,
+    register_embedding_function,
+)
+
+from embedlens._arrays import stack_vectors
+from embedlens.adapters._lenses import as_lens
+from embedlens.errors import EmbedlensInputError, LensFormatError
+from embedlens.lens import PROBE_SENTENCES, Lens
+
+__all__ = ["LensEmbeddingFunction", "reproject_collection"]
+
+NAME = "embedlens"
+_BASE_CACHE: dict[str, Any] = {}
+_BASE_LOCK = threading.Lock()
+_CHECKED: set[tuple[str, str]] = set()
+
+
+def _config_key(config: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+@register_embedding_function
+class LensEmbeddingFunction(EmbeddingFunction[Documents]):
+    """A Chroma embedding function: ``base_ef`` followed by a lens.
+
+    Args:
+        base_ef: any Chroma embedding function with a config (``name()``/``get_config()``), e.g.
+            ``SentenceTransformerEmbeddingFunction`` or ``OpenAIEmbeddingFunction`` configured
+            with ``api_key_env_var``.
+        lens: a :class:`~embedlens.Lens` saved to disk, or the path of a lens directory (the
+            path is what the collection's config records).
+        check_fingerprint: embed the probe sentences once and refuse a base model that is not the
+            one the lens was trained on.
+
+    Raises:
+        LensFormatError: the lens was never saved (no path to record) or is invalid.
+        DimensionMismatchError / FingerprintMismatchError: the base function does not fit the lens.
+    """
+
+    def __init__(self, base_ef: Any, lens: Lens | str | os.PathLike[str], *, check_fingerprint: bool = True) -> None:
+        self.base_ef = base_ef
+        self.lens = as_lens(lens)
+        if self.lens.path is None or self.lens.weights_sha256 is None:
+            msg = "the Chroma adapter records the lens by path: save the lens first (lens.save(dir))"
+            raise LensFormatError(msg)
+        self.check_fingerprint = check_fingerprint
+        self._verify_base()
+
+    def _verify_base(self) -> None:
+        key = (_config_key(self._base_config()), str(self.lens.weights_sha256))
+        if key in _CHECKED:
+            return
+        probes = stack_vectors(self.base_ef(list(PROBE_SENTENCES)), name="base embedding function")
+        if probes.shape[1] != self.lens.d_in:
+            from embedlens.errors import DimensionMismatchError
+
+            msg = (f"base embedding function {self._base_name()!r} gives {probes.shape[1]}-d vectors "
+                   f"but the lens at {self.lens.path} expects {self.lens.d_in}-d")
+            raise DimensionMismatchError(msg)
+        if self.check_fingerprint:
+            self.lens.check_fingerprint(probes, model_name=self._base_name())
+        _CHECKED.add(key)
+
+    # ------------------------------------------------------------------ embedding
+    def __call__(self, input: Documents) -> Embeddings:
+        """Embed documents: ``(n, doc_dim)`` float32 rows (projected by a symmetric lens)."""
+        raw = stack_vectors(self.base_ef(input), name=self._base_name())
+        return list(self.lens.transform_documents(raw))
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        """Embed query texts: always projected by the lens."""
+        base_query = getattr(self.base_ef, "embed_query", None)
+        raw_list = base_query(input) if callable(base_query) else self.base_ef(input)
+        raw = stack_vectors(raw_list, name=self._base_name())
+        return list(self.lens.transform_queries(raw))
+
+    # ------------------------------------------------------------------ Chroma protocol
+    @staticmethod
+    def name() -> str:
+        """Registry name: ``"embedlens"``."""
+        return NAME
+
+    def default_space(self) -> Space:
+        """Lens outputs are compared by cosine."""
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        """Cosine first; ``ip`` and ``l2`` are equivalent on normalised outputs."""
+        return ["cosine", "ip", "l2"]
+
+    def _base_name(self) -> str:
+        return str(self.base_ef.name()) if hasattr(self.base_ef, "name") else type(self.base_ef).__name__
+
+    def _base_config(self) -> dict[str, Any]:
+        cfg = self.base_ef.get_config() if hasattr(self.base_ef, "get_config") else NotImplemented
+        if cfg is NotImplemented or not isinstance(cfg, dict):
+            msg = f"base embedding function {self._base_name()!r} has no config; Chroma could not rebuild it"
+            raise EmbedlensInputError(msg)
+        return {"name": self._base_name(), "config": cfg}
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON config: base function (name + its own config), lens path, sha256 and shape."""
+        base = self._base_config()
+        _refuse_secrets(base)
+        return {
+            "base": base,
+            "lens_path": str(self.lens.path),
+            "lens_sha256": self.lens.weights_sha256,
+            "lens_d_in": self.lens.d_in,
+            "lens_d_out": self.lens.d_out,
+            "lens_mode": self.lens.mode,
+            "check_fingerprint": self.check_fingerprint,
+        }
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> LensEmbeddingFunction:
+        """Rebuild from a stored config (the base function and lens are loaded once per process).
+
+        Raises:
+            LensFormatError: the lens directory is missing, moved or changed since the collection
+                was configured; the message names the path and how to re-point the collection.
+        """
+        LensEmbeddingFunction.validate_config(config)
+        path = config["lens_path"]
+        try:
+            lens = as_lens(path)
+        except LensFormatError as e:
+            raise LensFormatError(
+                f"the collection's lens at {path} cannot be loaded ({e}). If the lens moved, re-point "
+                "the collection: collection.modify(configuration={'embedding_function': "
+                "LensEmbeddingFunction(base_ef, NEW_PATH)})"
+            ) from e
+        if lens.weights_sha256 != config["lens_sha256"]:
+            raise LensFormatError(
+                f"the lens at {path} has sha256 {str(lens.weights_sha256)[:12]}… but the collection was "
+                f"built with {str(config['lens_sha256'])[:12]}…; vectors would not match. Re-point with "
+                "collection.modify(configuration={'embedding_function': LensEmbeddingFunction(base_ef, PATH)})"
+            )
+        key = _config_key(config["base"])
+        with _BASE_LOCK:
+            base = _BASE_CACHE.get(key)
+            if base is None:
+                base = config_to_embedding_function(config["base"])
+                _BASE_CACHE[key] = base
+        return LensEmbeddingFunction(base, lens, check_fingerprint=bool(config.get("check_fingerprint", True)))
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """Check the stored config has every field.
+
+        Raises:
+            ValueError: naming the missing field.
+        """
+        for key in ("base", "lens_path", "lens_sha256", "lens_d_in", "lens_d_out"):
+            if key not in config:
+                msg = f"embedlens embedding function config lacks {key!r}"
+                raise ValueError(msg)
+        if not isinstance(config["base"], dict) or "name" not in config["base"]:
+            msg = "embedlens config 'base' must be {'name': ..., 'config': {...}}"
+            raise ValueError(msg)
+
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        """Refuse a change of base model or of the lens's dimensions (stored vectors would not match).
+
+        Raises:
+            ValueError: naming what would change.
+        """
+        old_base, new_base = old_config.get("base", {}), new_config.get("base", {})
+        if new_base and old_base and (
+            old_base.get("name") != new_base.get("name")
+            or _model_of(old_base) != _model_of(new_base)
+        ):
+            msg = (f"cannot change the base model of an embedlens collection "
+                   f"({old_base.get('name')}:{_model_of(old_base)} -> {new_base.get('name')}:{_model_of(new_base)})")
+            raise ValueError(msg)
+        for key in ("lens_d_in", "lens_d_out"):
+            if key in new_config and key in old_config and new_config[key] != old_config[key]:
+                msg = f"cannot change {key} of an embedlens collection ({old_config[key]} -> {new_config[key]})"
+                raise ValueError(msg)
+
+    def __repr__(self) -> str:
+        return f"LensEmbeddingFunction(base={self._base_name()!r}, lens={str(self.lens.path)!r})"
+
+
+def _model_of(base: dict[str, Any]) -> Any:
+    cfg = base.get("config") or {}
+    return cfg.get("model_name", cfg.get("model"))
+
+
+_SECRET_KEYS = ("api_key", "apikey", "secret", "token", "password")
+
+
+def _refuse_secrets(obj: Any, where: str = "base config") -> None:
+    """Raise if a config would store something that looks like a secret value."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            lk = str(k).lower()
+            if any(s in lk for s in _SECRET_KEYS) and not lk.endswith(("_env_var", "_env")) and v:
+                msg = f"refusing to store {where}.{k} in a Chroma config: pass secrets by environment variable"
+                raise EmbedlensInputError(msg)
+            _refuse_secrets(v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _refuse_secrets(v, f"{where}[{i}]")
+
+
+# --------------------------------------------------------------------------- re-projection
+def reproject_collection(
+    client: Any,
+    source: str,
+    target: str,
+    lens: Lens | str | os.PathLike[str],
+    *,
+    batch_size: int = 1000,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Copy ``source``'s stored raw vectors through a symmetric ``lens`` into collection ``target``.
+
+    Ids, documents and metadata are kept; the embedding model is not called. Batches are upserted
+    in id order, so a run interrupted midway resumes where it stopped (ids already in ``target``
+    are skipped). The target collection is created with the cosine space and, when the source has
+    an embedding function config, a :class:`LensEmbeddingFunction` over the same base function,
+    so later queries through ``target`` are projected too.
+
+    Args:
+        client: a Chroma client (persistent or HTTP).
+        source, target: collection names.
+        lens: a symmetric lens (a query lens needs no re-projection).
+        batch_size: vectors per batch.
+        progress: tqdm bar.
+        on_batch: called with the number of vectors written after each batch (tests use it to
+            interrupt a run).
+
+    Returns:
+        The number of vectors written by this call.
+
+    Raises:
+        EmbedlensInputError: a query-mode lens, or stored vectors of the wrong dimension.
+    """
+    lens = as_lens(lens)
+    if lens.mode != "symmetric":
+        raise EmbedlensInputError("re-projection needs a symmetric lens; a query lens keeps documents raw")
+    src = client.get_collection(source)
+    tgt = _target_collection(client, src, target, lens)
+    total = src.count()
+    from tqdm.auto import tqdm
+
+    written = 0
+    bar = tqdm(total=total, desc=f"re-projecting {source} -> {target}", disable=not progress, leave=False)
+    for ids, vectors, documents, metadatas in _iter_source(src, batch_size):
+        have = set(tgt.get(ids=ids, include=[])["ids"]) if ids else set()
+        keep = [i for i, x in enumerate(ids) if x not in have]
+        if keep:
+            projected = lens.transform_documents(vectors[keep])
+            tgt.upsert(
+                ids=[ids[i] for i in keep],
+                embeddings=projected,
+                documents=None if documents is None else [documents[i] for i in keep],
+                metadatas=None if metadatas is None else [metadatas[i] for i in keep],
+            )
+            written += len(keep)
+            if on_batch is not None:
+                on_batch(written)
+        bar.update(len(ids))
+    bar.close()
+    return written
+
+
+def _iter_source(src: Any, batch_size: int) -> Iterator[tuple[list[str], np.ndarray, Any, Any]]:
+    offset = 0
+    while True:
+        got = src.get(limit=batch_size, offset=offset, include=["embeddings", "documents", "metadatas"])
+        ids = list(got["ids"])
+        if not ids:
+            return
+        vectors = np.asarray(got["embeddings"], dtype=np.float32)
+        docs = got.get("documents")
+        metas = got.get("metadatas")
+        has_docs = docs is not None and any(d is not None for d in docs)
+        has_meta = metas is not None and any(m for m in metas)
+        yield ids, vectors, (list(docs) if has_docs else None), (
+            [m if m else None for m in metas] if has_meta else None)
+        offset += len(ids)
+
+
+def _target_collection(client: Any, src: Any, target: str, lens: Lens) -> Any:
+    ef = None
+    try:
+        src_ef = src.configuration.get("embedding_function") if hasattr(src, "configuration") else None
+    except Exception:  # noqa: BLE001 - older configs
+        src_ef = None
+    if src_ef is not None and not isinstance(src_ef, LensEmbeddingFunction) and lens.path is not None:
+        try:
+            ef = LensEmbeddingFunction(src_ef, lens)
+        except Exception:  # noqa: BLE001 - base cannot be rebuilt here: store vectors only
+            ef = None
+    kwargs: dict[str, Any] = {"configuration": {"hnsw": {"space": "cosine"}}}
+    if ef is not None:
+        kwargs["embedding_function"] = ef
+    return client.get_or_create_collection(target, **kwargs)

@@ -1,0 +1,70 @@
+"""Small array helpers shared by the lens, the cache and the evaluator (numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from embedlens.errors import DimensionMismatchError, EmbedlensInputError
+
+
+def as_matrix(x: Any, *, name: str = "X", dim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a C-contiguous ``(n, d)`` float32 array, validated.
+
+    Args:
+        x: an array-like of shape ``(n, d)`` (numpy array or list of lists); a 1-d vector is refused.
+        name: how the array is called in error messages.
+        dim: the expected ``d``; ``None`` accepts any.
+
+    Raises:
+        DimensionMismatchError: when ``x`` is not 2-d or its second dimension is not ``dim``.
+        EmbedlensInputError: when ``x`` holds NaN or Inf, or is not numeric.
+    """
+    try:
+        arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        msg = f"{name} must be a numeric (n, d) array: {e}"
+        raise EmbedlensInputError(msg) from e
+    if arr.ndim != 2:
+        shape = tuple(arr.shape)
+        expected = f"(n, {dim})" if dim is not None else "(n, d)"
+        msg = f"{name} has shape {shape}; expected a 2-d array of shape {expected}"
+        raise DimensionMismatchError(msg)
+    if dim is not None and arr.shape[1] != dim:
+        msg = f"{name} has shape {tuple(arr.shape)} but the lens expects (n, {dim})"
+        raise DimensionMismatchError(msg)
+    if arr.size and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).any(axis=1).sum())
+        msg = f"{name} of shape {tuple(arr.shape)} holds NaN or Inf in {bad} row(s)"
+        raise EmbedlensInputError(msg)
+    return np.ascontiguousarray(arr)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Scale each row of ``x`` ``(n, d)`` to unit L2 norm in place; zero rows stay zero. Returns ``x``."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.maximum(norms, np.float32(1e-12), out=norms)
+    x /= norms
+    return x
+
+
+def to_float_lists(x: np.ndarray) -> list[list[float]]:
+    """Convert ``(n, d)`` to plain Python floats, the form LangChain and Chroma callers expect."""
+    return x.astype(float).tolist()  # type: ignore[no-any-return]
+
+
+def stack_vectors(vectors: Sequence[Any], *, name: str) -> np.ndarray:
+    """Stack a sequence of 1-d vectors into ``(n, d)`` float32; an empty sequence gives ``(0, 0)``."""
+    if len(vectors) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except ValueError as e:
+        msg = f"{name} returned vectors of different lengths: {e}"
+        raise EmbedlensInputError(msg) from e
+    if arr.ndim != 2:
+        msg = f"{name} returned an array of shape {arr.shape}; expected (n, d)"
+        raise EmbedlensInputError(msg)
+    return np.ascontiguousarray(arr)

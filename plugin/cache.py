@@ -1,0 +1,214 @@
+"""Persistent, crash-safe embedding cache: a text is never embedded twice with the same model.
+
+Vectors live in one SQLite database (WAL mode) keyed by ``(model id, sha256(text))``. Each batch
+the base model returns is committed at once, so a run killed midway keeps everything it paid for,
+and a restart asks the model only for texts not yet stored. Rows carry a CRC32 of their bytes: a
+damaged row is dropped and embedded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embedlens._arrays import as_matrix
+from embedlens.embedders.base import Embedder
+from embedlens.errors import EmbedderError
+
+__all__ = ["EmbeddingCache", "CachedEmbedder", "default_cache_dir"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL,
+    key BLOB NOT NULL,
+    dim INTEGER NOT NULL,
+    vec BLOB NOT NULL,
+    crc INTEGER NOT NULL,
+    PRIMARY KEY (model, key)
+) WITHOUT ROWID
+"""
+_CHUNK = 500  # keys per SELECT (SQLite's variable limit is 32766; keep statements small)
+
+
+def default_cache_dir() -> Path:
+    """``$EMBEDLENS_CACHE_DIR`` if set, else the user cache dir (``~/.cache/embedlens`` on Linux)."""
+    env = os.environ.get("EMBEDLENS_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("embedlens"))
+
+
+def text_key(text: str) -> bytes:
+    """The cache key of a text: its UTF-8 sha256 digest (32 bytes)."""
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+class EmbeddingCache:
+    """An on-disk store of embeddings keyed by (model id, text hash).
+
+    Args:
+        directory: where ``embeddings.sqlite3`` lives; defaults to :func:`default_cache_dir`.
+
+    Safe to share between threads of one process; several processes may use the same directory
+    (SQLite WAL serialises writers).
+    """
+
+    FILENAME = "embeddings.sqlite3"
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / self.FILENAME
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self._db.commit()
+        #: rows found damaged (bad length or checksum) and dropped since this cache was opened.
+        self.damaged_rows = 0
+
+    def get_many(self, model: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """Look up ``keys``; returns ``{key: (d,) float32}`` for the intact rows found."""
+        found: dict[bytes, np.ndarray] = {}
+        bad: list[bytes] = []
+        with self._lock:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = list(keys[start : start + _CHUNK])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key, dim, vec, crc FROM embeddings WHERE model=? AND key IN ({marks})",
+                    [model, *chunk],
+                ).fetchall()
+                for key, dim, vec, crc in rows:
+                    if len(vec) != 4 * dim or zlib.crc32(vec) != crc:
+                        bad.append(key)
+                        continue
+                    found[key] = np.frombuffer(vec, dtype=np.float32)
+            if bad:
+                self._db.executemany(
+                    "DELETE FROM embeddings WHERE model=? AND key=?", [(model, k) for k in bad]
+                )
+                self._db.commit()
+                self.damaged_rows += len(bad)
+        return found
+
+    def put_many(self, model: str, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Store ``vectors`` ``(n, d)`` float32 under ``keys`` and commit (one transaction)."""
+        vectors = as_matrix(vectors, name=f"vectors to cache for {model}")
+        if len(keys) != vectors.shape[0]:
+            msg = f"{len(keys)} keys but {vectors.shape[0]} vectors"
+            raise ValueError(msg)
+        dim = vectors.shape[1]
+        blobs = [row.tobytes() for row in vectors]
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO embeddings (model, key, dim, vec, crc) VALUES (?,?,?,?,?)",
+                [(model, k, dim, b, zlib.crc32(b)) for k, b in zip(keys, blobs, strict=True)],
+            )
+            self._db.commit()
+
+    def count(self, model: str | None = None) -> int:
+        """Number of stored rows (for one model, or all)."""
+        with self._lock:
+            if model is None:
+                return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+            q = "SELECT COUNT(*) FROM embeddings WHERE model=?"
+            return int(self._db.execute(q, (model,)).fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EmbeddingCache({str(self.directory)!r})"
+
+
+class CachedEmbedder:
+    """An :class:`~embedlens.embedders.base.Embedder` that consults an :class:`EmbeddingCache` first.
+
+    Duplicate texts in one call are embedded once; texts already stored are not sent to the base
+    model; new vectors are committed batch by batch.
+
+    Args:
+        base: the model to call for texts not in the cache.
+        cache: the cache; ``None`` disables caching (every call goes to ``base``).
+        batch_size: texts per call to ``base``.
+        progress: show a tqdm bar when more than one batch must be embedded.
+
+    Attributes:
+        base_texts: how many texts were sent to the base model (for tests and reports).
+    """
+
+    def __init__(
+        self,
+        base: Embedder,
+        cache: EmbeddingCache | None,
+        *,
+        batch_size: int = 256,
+        progress: bool = True,
+    ) -> None:
+        self.base = base
+        self.cache = cache
+        self.batch_size = batch_size
+        self.progress = progress
+        self.name = base.name
+        self.base_texts = 0
+
+    @property
+    def dim(self) -> int:
+        """The base model's dimension."""
+        return self.base.dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` through the cache; returns ``(len(texts), d)`` float32.
+
+        Raises:
+            EmbedderError: when the base model returns the wrong number of vectors or a dimension
+                that differs from the cached vectors of the same model.
+        """
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        keys = [text_key(t) for t in texts]
+        unique: dict[bytes, str] = dict(zip(keys, texts, strict=True))
+        found = self.cache.get_many(self.name, list(unique)) if self.cache is not None else {}
+        missing = [k for k in unique if k not in found]
+        for batch in self._batches(missing):
+            vecs = self.base.embed([unique[k] for k in batch])
+            if vecs.shape[0] != len(batch):
+                msg = f"{self.name} returned {vecs.shape[0]} vectors for {len(batch)} texts"
+                raise EmbedderError(msg)
+            self.base_texts += len(batch)
+            if self.cache is not None:
+                self.cache.put_many(self.name, batch, vecs)
+            found.update(zip(batch, vecs, strict=True))
+        dims = {v.shape[0] for v in found.values()}
+        if len(dims) != 1:
+            msg = f"cache holds vectors of dimensions {sorted(dims)} for model {self.name!r}"
+            raise EmbedderError(msg)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _batches(self, keys: list[bytes]) -> Iterable[list[bytes]]:
+        chunks = [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]
+        if self.progress and len(chunks) > 1:
+            from tqdm.auto import tqdm
+
+            return tqdm(chunks, desc=f"embedding with {self.name}", unit="batch", leave=False)
+        return chunks

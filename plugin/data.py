@@ -1,0 +1,365 @@
+"""Readers for the two kinds of training/evaluation data: labelled pairs and BEIR directories.
+
+Every malformed row raises :class:`~embedlens.errors.DataFormatError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from embedlens.errors import DataFormatError
+
+__all__ = [
+    "PairsDataset",
+    "BeirDataset",
+    "read_pairs",
+    "read_beir",
+    "is_beir_dir",
+    "split_pairs_by_text",
+]
+
+LabelKind = Literal["binary", "graded"]
+_SNLI_LABELS = {"entailment": 1.0, "contradiction": -1.0}
+
+
+def _err(path: Path, line: int | None, why: str) -> DataFormatError:
+    where = f"{path}:{line}" if line is not None else str(path)
+    return DataFormatError(f"{where}: {why}")
+
+
+# --------------------------------------------------------------------------- pairs
+@dataclass
+class PairsDataset:
+    """Labelled text pairs.
+
+    Attributes:
+        text_1, text_2: the two sides, ``n`` strings each.
+        labels: ``(n,)`` float32 — ``+1/-1`` for binary data (0/1 files are mapped to -1/+1), the
+            original scale for graded data.
+        kind: ``"binary"`` or ``"graded"``.
+        splits: ``(n,)`` split names, or None when the file has no ``split`` column.
+        source: the file read.
+    """
+
+    text_1: list[str]
+    text_2: list[str]
+    labels: np.ndarray
+    kind: LabelKind
+    splits: np.ndarray | None = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.text_1)
+
+    def subset(self, mask: np.ndarray) -> PairsDataset:
+        """Rows where boolean ``mask`` ``(n,)`` is true."""
+        idx = np.flatnonzero(mask)
+        return PairsDataset(
+            [self.text_1[i] for i in idx],
+            [self.text_2[i] for i in idx],
+            self.labels[idx],
+            self.kind,
+            None if self.splits is None else self.splits[idx],
+            self.source,
+        )
+
+    def split(self, name: str) -> PairsDataset:
+        """Rows of split ``name``.
+
+        Raises:
+            DataFormatError: when there is no split column or no row of that split.
+        """
+        if self.splits is None:
+            raise _err(Path(self.source), None, f"has no 'split' column (asked for {name!r})")
+        mask = self.splits == name
+        if not mask.any():
+            have = sorted(set(self.splits.tolist()))
+            raise _err(Path(self.source), None, f"no row of split {name!r} (splits: {have})")
+        return self.subset(mask)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for metadata and reports."""
+        out: dict[str, Any] = {"pairs": len(self), "kind": self.kind, "source": self.source}
+        if self.kind == "binary":
+            out["positives"] = int((self.labels > 0).sum())
+            out["negatives"] = int((self.labels < 0).sum())
+        return out
+
+
+def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
+    """Read a pairs file: CSV or JSONL with ``text_1``, ``text_2``, ``label`` (optional ``split``).
+
+    Labels may be ±1, 0/1 (mapped to -1/+1) or graded scores (kept). The SNLI CSV layout
+    (``sentence1``, ``sentence2``, ``gold_label``) is also read: entailment → +1,
+    contradiction → -1, other labels dropped.
+
+    Raises:
+        DataFormatError: missing file or columns, empty texts, or a label that is not a number,
+            naming file and line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise _err(p, None, "pairs file not found")
+    rows = _read_jsonl_rows(p) if p.suffix in (".jsonl", ".json") else _read_csv_rows(p)
+    t1: list[str] = []
+    t2: list[str] = []
+    raw: list[float] = []
+    splits: list[str] = []
+    has_split: bool | None = None
+    snli: bool | None = None
+    for line, row in rows:
+        if snli is None:
+            snli = "text_1" not in row and {"sentence1", "sentence2", "gold_label"} <= row.keys()
+            missing = (
+                set() if snli else {"text_1", "text_2", "label"} - row.keys()
+            )
+            if missing:
+                raise _err(p, line, f"missing column(s) {sorted(missing)}; expected text_1, text_2, label")
+            has_split = "split" in row
+        if snli:
+            gold = str(row.get("gold_label", ""))
+            if gold not in _SNLI_LABELS:
+                continue
+            a, b, value = row.get("sentence1"), row.get("sentence2"), _SNLI_LABELS[gold]
+        else:
+            a, b = row.get("text_1"), row.get("text_2")
+            try:
+                value = float(row.get("label"))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise _err(p, line, f"label {row.get('label')!r} is not a number") from None
+            if not np.isfinite(value):
+                raise _err(p, line, f"label {value} is not finite")
+        for col, text in (("text_1", a), ("text_2", b)):
+            if not isinstance(text, str) or not text.strip():
+                raise _err(p, line, f"empty or missing {col}")
+        t1.append(str(a))
+        t2.append(str(b))
+        raw.append(value)
+        if has_split:
+            split = str(row.get("split") or "").strip()
+            if not split:
+                raise _err(p, line, "empty split")
+            splits.append(split)
+    if not t1:
+        raise _err(p, None, "no usable rows")
+    labels = np.asarray(raw, dtype=np.float32)
+    values = set(np.unique(labels).tolist())
+    if values <= {-1.0, 1.0}:
+        kind: LabelKind = "binary"
+    elif values <= {0.0, 1.0}:
+        kind, labels = "binary", labels * 2 - 1
+    else:
+        kind = "graded"
+    return PairsDataset(t1, t2, labels, kind, np.asarray(splits) if has_split else None, str(p))
+
+
+def _read_csv_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with p.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None:
+            raise _err(p, 1, "empty file (no header)")
+        for row in reader:
+            if None in row:
+                raise _err(p, reader.line_num, "more fields than the header has")
+            yield reader.line_num, row
+
+
+def _read_jsonl_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with p.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise _err(p, line_no, f"invalid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise _err(p, line_no, "expected a JSON object")
+            yield line_no, row
+
+
+def split_pairs_by_text(
+    data: PairsDataset, *, test_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split pairs so that no text is on both sides, stratified by label sign.
+
+    Pairs sharing a text are kept together (connected components of the text graph); components
+    are shuffled with ``seed`` and each goes to the side furthest below its target share for the
+    component's majority label.
+
+    Returns:
+        ``(train_mask, test_mask)``, boolean ``(n,)`` arrays.
+    """
+    n = len(data)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, (a, b) in enumerate(zip(data.text_1, data.text_2, strict=True)):
+        for t in (a, b):
+            j = first.setdefault(t, i)
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                parent[ri] = rj
+    roots = np.asarray([find(i) for i in range(n)])
+    comps: dict[int, list[int]] = {}
+    for i, r in enumerate(roots.tolist()):
+        comps.setdefault(r, []).append(i)
+    order = list(comps.values())
+    np.random.default_rng(seed).shuffle(order)  # type: ignore[arg-type]
+    strata = np.sign(data.labels) if data.kind == "binary" else np.zeros(n, dtype=np.float32)
+    total = {s: float((strata == s).sum()) for s in np.unique(strata).tolist()}
+    taken = {s: [0.0, 0.0] for s in total}  # [train, test]
+    test = np.zeros(n, dtype=bool)
+    for members in order:
+        s = float(np.sign(strata[members].sum())) if data.kind == "binary" else 0.0
+        s = s if s in total else next(iter(total))
+        want_test = test_fraction * total[s] - taken[s][1]
+        want_train = (1 - test_fraction) * total[s] - taken[s][0]
+        side = 1 if want_test > want_train else 0
+        for i in members:
+            si = float(strata[i])
+            taken[si][side] += 1
+        if side:
+            test[members] = True
+    return ~test, test
+
+
+# --------------------------------------------------------------------------- BEIR
+@dataclass
+class BeirDataset:
+    """A BEIR-format retrieval dataset.
+
+    Attributes:
+        corpus_ids: document ids, in file order.
+        corpus_texts: ``title + " " + text`` for each document.
+        queries: ``{query id: text}``.
+        qrels: ``{split: {query id: {doc id: relevance}}}`` for each ``qrels/<split>.tsv`` read.
+        root: the directory.
+    """
+
+    corpus_ids: list[str]
+    corpus_texts: list[str]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    root: str = ""
+
+    def split_queries(self, split: str) -> tuple[list[str], list[str]]:
+        """``(query ids, query texts)`` of the queries judged in ``split``, in qrels order.
+
+        Raises:
+            DataFormatError: when the split has no qrels file.
+        """
+        if split not in self.qrels:
+            have = sorted(self.qrels)
+            raise _err(Path(self.root) / "qrels", None, f"no qrels/{split}.tsv (found {have})")
+        ids = list(self.qrels[split])
+        return ids, [self.queries[q] for q in ids]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for metadata and reports."""
+        return {
+            "source": self.root,
+            "documents": len(self.corpus_ids),
+            "queries": {s: len(q) for s, q in self.qrels.items()},
+        }
+
+
+def is_beir_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a directory holding ``corpus.jsonl``."""
+    return (Path(path) / "corpus.jsonl").is_file()
+
+
+def read_beir(path: str | os.PathLike[str], splits: tuple[str, ...] | None = None) -> BeirDataset:
+    """Read a BEIR directory: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``.
+
+    Args:
+        path: the dataset directory.
+        splits: which qrels to read; None reads every ``qrels/*.tsv``.
+
+    Raises:
+        DataFormatError: naming file and line, for a missing file, invalid JSON, a missing or
+            duplicate ``_id``, an empty text, a malformed qrels row, or a qrels id that is not in
+            the corpus or queries.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise _err(root, None, "BEIR directory not found")
+    corpus_ids: list[str] = []
+    corpus_texts: list[str] = []
+    seen: set[str] = set()
+    for line, row in _read_jsonl_rows(_need(root / "corpus.jsonl")):
+        doc_id = _id_of(root / "corpus.jsonl", line, row, seen)
+        title, text = str(row.get("title") or "").strip(), str(row.get("text") or "").strip()
+        joined = f"{title} {text}".strip()
+        if not joined:
+            raise _err(root / "corpus.jsonl", line, f"document {doc_id!r} has empty title and text")
+        corpus_ids.append(doc_id)
+        corpus_texts.append(joined)
+    queries: dict[str, str] = {}
+    seen_q: set[str] = set()
+    for line, row in _read_jsonl_rows(_need(root / "queries.jsonl")):
+        qid = _id_of(root / "queries.jsonl", line, row, seen_q)
+        text = str(row.get("text") or "").strip()
+        if not text:
+            raise _err(root / "queries.jsonl", line, f"query {qid!r} has empty text")
+        queries[qid] = text
+    qdir = root / "qrels"
+    files = sorted(qdir.glob("*.tsv")) if splits is None else [qdir / f"{s}.tsv" for s in splits]
+    doc_set = set(corpus_ids)
+    qrels = {f.stem: _read_qrels(_need(f), doc_set, queries) for f in files}
+    return BeirDataset(corpus_ids, corpus_texts, queries, qrels, str(root))
+
+
+def _need(p: Path) -> Path:
+    if not p.is_file():
+        raise _err(p, None, "file not found")
+    return p
+
+
+def _id_of(p: Path, line: int, row: dict[str, Any], seen: set[str]) -> str:
+    raw = row.get("_id")
+    if raw is None or str(raw).strip() == "":
+        raise _err(p, line, "missing '_id'")
+    key = str(raw)
+    if key in seen:
+        raise _err(p, line, f"duplicate _id {key!r}")
+    seen.add(key)
+    return key
+
+
+def _read_qrels(p: Path, docs: set[str], queries: dict[str, str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    with p.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            parts = line.rstrip("\n").split("\t")
+            if line_no == 1 and parts[0] == "query-id":
+                continue
+            if not line.strip():
+                continue
+            if len(parts) != 3:
+                raise _err(p, line_no, f"expected 3 tab-separated fields, got {len(parts)}")
+            qid, did, score = parts
+            try:
+                rel = int(float(score))
+            except ValueError:
+                raise _err(p, line_no, f"score {score!r} is not a number") from None
+            if qid not in queries:
+                raise _err(p, line_no, f"query id {qid!r} is not in queries.jsonl")
+            if did not in docs:
+                raise _err(p, line_no, f"corpus id {did!r} is not in corpus.jsonl")
+            out.setdefault(qid, {})[did] = rel
+    return out

@@ -1,0 +1,360 @@
+"""The lens: a float32 matrix that re-shapes frozen embeddings, with its metadata and file format.
+
+A lens directory holds ``lens.json`` (format version, shapes, mode, sha256 of the weights, metadata)
+and ``weights.safetensors`` (tensors ``W`` ``(d_in, d_out)`` and ``fingerprint`` ``(p, d_in)``, the
+base model's embeddings of :data:`PROBE_SENTENCES`). Applying a lens needs numpy only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from embedlens._arrays import as_matrix, l2_normalize
+from embedlens._atomic import atomic_write_dir
+from embedlens._version import __version__
+from embedlens.errors import DimensionMismatchError, FingerprintMismatchError, LensFormatError
+
+if TYPE_CHECKING:
+    from embedlens.embedders.base import Embedder
+
+__all__ = ["PROBE_SENTENCES", "Lens", "LensMode", "load_lens", "compute_fingerprint"]
+
+LensMode = Literal["symmetric", "query"]
+FORMAT = "embedlens-lens"
+FORMAT_VERSION = 1
+CONFIG_FILE = "lens.json"
+WEIGHTS_FILE = "weights.safetensors"
+_MODES = ("symmetric", "query")
+#: Fixed sentences whose embeddings identify a base model (its "fingerprint").
+PROBE_SENTENCES: tuple[str, ...] = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Insulin resistance is associated with type 2 diabetes.",
+    "What is the capital city of France?",
+    "A man is playing a guitar on stage.",
+    "Quarterly revenue grew by twelve percent.",
+)
+#: Minimum cosine between stored and fresh probe embeddings for the model to count as the same.
+FINGERPRINT_MIN_COSINE = 0.995
+
+
+def compute_fingerprint(embedder: Embedder) -> np.ndarray:
+    """Embed :data:`PROBE_SENTENCES` with ``embedder``; returns ``(p, d)`` float32."""
+    return as_matrix(embedder.embed(list(PROBE_SENTENCES)), name=f"fingerprint of {embedder.name}")
+
+
+class Lens:
+    """A linear map applied to embeddings: ``y = x @ W`` (then L2-normalised if ``normalize``).
+
+    Args:
+        weights: ``(d_in, d_out)`` matrix, converted to float32.
+        mode: ``"symmetric"`` projects queries and documents with ``W``; ``"query"`` projects
+            queries only (documents stay raw, so an existing index is kept) and needs ``d_out == d_in``.
+        normalize: L2-normalise projected vectors (keyword-only).
+        metadata: JSON-serialisable facts (base model, training summary, metrics ...).
+        fingerprint: ``(p, d_in)`` embeddings of :data:`PROBE_SENTENCES` by the base model, or None.
+
+    Raises:
+        ValueError: on a bad mode, a non-2-d or non-finite matrix, or a query lens with
+            ``d_out != d_in``.
+
+    Example:
+        >>> lens = Lens.identity(4)
+        >>> lens.transform_queries([[3.0, 4.0, 0.0, 0.0]]).tolist()
+        [[0.6000000238418579, 0.800000011920929, 0.0, 0.0]]
+    """
+
+    def __init__(
+        self,
+        weights: Any,
+        *,
+        mode: LensMode = "symmetric",
+        normalize: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+        fingerprint: np.ndarray | None = None,
+    ) -> None:
+        if mode not in _MODES:
+            msg = f"mode must be one of {_MODES}, got {mode!r}"
+            raise ValueError(msg)
+        w = as_matrix(weights, name="lens weights W")
+        if mode == "query" and w.shape[0] != w.shape[1]:
+            msg = (
+                f"a query-mode lens must keep the dimension (documents stay raw), but W has shape "
+                f"{w.shape}; use mode='symmetric' to reduce to {w.shape[1]} dimensions"
+            )
+            raise DimensionMismatchError(msg)
+        self.weights: np.ndarray = w
+        self.mode: LensMode = mode
+        self.normalize = normalize
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.fingerprint = (
+            None if fingerprint is None else as_matrix(fingerprint, name="fingerprint", dim=w.shape[0])
+        )
+        #: sha256 of the weights file, known once the lens is saved or loaded.
+        self.weights_sha256: str | None = None
+        #: the directory the lens was saved to or loaded from.
+        self.path: Path | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def identity(
+        cls, dim: int, *, mode: LensMode = "query", normalize: bool = True, **metadata: Any
+    ) -> Lens:
+        """The lens that changes nothing but (optionally) normalisation: ``W = I`` of size ``dim``."""
+        return cls(np.eye(dim, dtype=np.float32), mode=mode, normalize=normalize, metadata=metadata)
+
+    @property
+    def d_in(self) -> int:
+        """Input dimension (the base model's)."""
+        return int(self.weights.shape[0])
+
+    @property
+    def d_out(self) -> int:
+        """Output dimension of projected vectors."""
+        return int(self.weights.shape[1])
+
+    @property
+    def doc_dim(self) -> int:
+        """Dimension of document vectors as served (``d_in`` for a query lens)."""
+        return self.d_in if self.mode == "query" else self.d_out
+
+    @property
+    def base_model(self) -> str | None:
+        """Id of the base model the lens was trained on, if recorded."""
+        value = self.metadata.get("base_model")
+        return None if value is None else str(value)
+
+    # ------------------------------------------------------------------ applying
+    def transform_queries(self, x: Any) -> np.ndarray:
+        """Project query embeddings.
+
+        Args:
+            x: ``(n, d_in)`` array or list of lists.
+
+        Returns:
+            ``(n, d_out)`` float32.
+
+        Raises:
+            DimensionMismatchError: when ``x`` is not ``(n, d_in)`` (both shapes are named).
+            EmbedlensInputError: when ``x`` holds NaN or Inf.
+        """
+        x = as_matrix(x, name="query embeddings", dim=self.d_in)
+        y = x @ self.weights  # (n, d_out), one BLAS call
+        return l2_normalize(y) if self.normalize else y
+
+    def transform_documents(self, x: Any) -> np.ndarray:
+        """Project document embeddings (symmetric lens) or return them as float32 (query lens).
+
+        Args:
+            x: ``(n, d_in)`` array or list of lists.
+
+        Returns:
+            ``(n, doc_dim)`` float32.
+
+        Raises:
+            DimensionMismatchError: when ``x`` is not ``(n, d_in)``.
+            EmbedlensInputError: when ``x`` holds NaN or Inf.
+        """
+        if self.mode == "query":
+            return as_matrix(x, name="document embeddings", dim=self.d_in)
+        x = as_matrix(x, name="document embeddings", dim=self.d_in)
+        y = x @ self.weights  # (n, d_out)
+        return l2_normalize(y) if self.normalize else y
+
+    # ------------------------------------------------------------------ compatibility
+    def check_embedder(self, embedder: Embedder, *, check_fingerprint: bool = True) -> None:
+        """Raise unless ``embedder`` produces vectors this lens was trained on.
+
+        Args:
+            embedder: the base model about to feed this lens.
+            check_fingerprint: also compare its embeddings of the probe sentences with the stored
+                fingerprint (pass False to opt out, e.g. for a deliberately swapped model).
+
+        Raises:
+            DimensionMismatchError: the embedder's dimension is not ``d_in``.
+            FingerprintMismatchError: the probe embeddings differ from the stored fingerprint.
+        """
+        if embedder.dim != self.d_in:
+            msg = (
+                f"base model {embedder.name!r} gives {embedder.dim}-d vectors but the lens expects "
+                f"{self.d_in}-d (trained on {self.base_model or 'an unrecorded model'})"
+            )
+            raise DimensionMismatchError(msg)
+        if check_fingerprint and self.fingerprint is not None:
+            self.check_fingerprint(compute_fingerprint(embedder), model_name=embedder.name)
+
+    def check_fingerprint(self, probes: np.ndarray, *, model_name: str = "the base model") -> None:
+        """Compare ``probes`` ``(p, d_in)`` (embeddings of :data:`PROBE_SENTENCES`) with the stored ones.
+
+        Raises:
+            FingerprintMismatchError: when any probe's cosine is below :data:`FINGERPRINT_MIN_COSINE`.
+        """
+        if self.fingerprint is None:
+            return
+        probes = as_matrix(probes, name="probe embeddings", dim=self.d_in)
+        if probes.shape != self.fingerprint.shape:
+            msg = f"probe embeddings have shape {probes.shape}, stored fingerprint {self.fingerprint.shape}"
+            raise FingerprintMismatchError(msg)
+        a = l2_normalize(probes.copy())
+        b = l2_normalize(self.fingerprint.copy())
+        cos = float(np.min(np.sum(a * b, axis=1)))
+        if cos < FINGERPRINT_MIN_COSINE:
+            msg = (
+                f"{model_name!r} is not the model this lens was trained on "
+                f"({self.base_model or 'unrecorded'}): probe-sentence cosine {cos:.3f} < "
+                f"{FINGERPRINT_MIN_COSINE}; pass check_fingerprint=False to apply it anyway"
+            )
+            raise FingerprintMismatchError(msg)
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict[str, Any]:
+        """The JSON description of this lens (everything but the tensors)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "d_in": self.d_in,
+            "d_out": self.d_out,
+            "mode": self.mode,
+            "normalize": self.normalize,
+            "metadata": self.metadata,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the lens directory atomically (a crash leaves the previous version, never half a lens).
+
+        Returns:
+            The directory path.
+        """
+        from safetensors.numpy import save
+
+        tensors = {"W": self.weights}
+        if self.fingerprint is not None:
+            tensors["fingerprint"] = self.fingerprint
+        blob = save(tensors, metadata={"format": FORMAT})
+        meta = dict(self.metadata)
+        meta.setdefault("library_version", __version__)
+        meta.setdefault("created_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        self.metadata = meta
+        cfg = self.config()
+        cfg["weights_file"] = WEIGHTS_FILE
+        cfg["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+
+        def fill(tmp: Path) -> None:
+            (tmp / WEIGHTS_FILE).write_bytes(blob)
+            (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+
+        out = atomic_write_dir(path, fill)
+        self.weights_sha256, self.path = cfg["weights_sha256"], out.resolve()
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Lens:
+        """Load and verify a lens directory (see :func:`load_lens`)."""
+        return load_lens(path)
+
+    def __repr__(self) -> str:
+        return (
+            f"Lens(d_in={self.d_in}, d_out={self.d_out}, mode={self.mode!r}, "
+            f"normalize={self.normalize}, base_model={self.base_model!r})"
+        )
+
+
+def _fail(path: Path, why: str) -> LensFormatError:
+    return LensFormatError(f"{path}: {why}")
+
+
+def load_lens(path: str | os.PathLike[str]) -> Lens:
+    """Load a lens directory written by :meth:`Lens.save`, refusing anything not exactly that.
+
+    Checks the format name and version, the sha256 of the weights file recorded in ``lens.json``,
+    the tensors' dtype (float32) and shapes, and that they are finite. Nothing is unpickled.
+
+    Raises:
+        LensFormatError: naming the offending file, for a missing directory or file, bad JSON, an
+            unknown format version, a checksum mismatch (corrupted, truncated, tampered weights),
+            an unreadable weights file, a wrong shape or dtype, or NaN/Inf weights.
+    """
+    root = Path(path)
+    cfg_path = root / CONFIG_FILE
+    if not root.is_dir():
+        raise _fail(root, "no lens directory here (expected lens.json + weights.safetensors)")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except FileNotFoundError as e:
+        raise _fail(cfg_path, "missing") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _fail(cfg_path, f"not valid JSON ({e})") from e
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise _fail(cfg_path, f"not an embedlens lens file (format={cfg.get('format')!r})"
+                    if isinstance(cfg, dict) else "not an embedlens lens file")
+    if cfg.get("format_version") != FORMAT_VERSION:
+        raise _fail(
+            cfg_path,
+            f"format_version {cfg.get('format_version')!r} is not supported by embedlens "
+            f"{__version__} (supports {FORMAT_VERSION})",
+        )
+    try:
+        d_in, d_out = int(cfg["d_in"]), int(cfg["d_out"])
+        mode, normalize = cfg["mode"], bool(cfg["normalize"])
+        weights_name, expected_sha = str(cfg["weights_file"]), str(cfg["weights_sha256"])
+        metadata = dict(cfg.get("metadata") or {})
+    except (KeyError, TypeError, ValueError) as e:
+        raise _fail(cfg_path, f"missing or invalid field {e}") from e
+    if Path(weights_name).name != weights_name:
+        raise _fail(cfg_path, f"weights_file {weights_name!r} must be a plain file name")
+    w_path = root / weights_name
+    try:
+        blob = w_path.read_bytes()
+    except FileNotFoundError as e:
+        raise _fail(w_path, "weights file missing") from e
+    actual_sha = hashlib.sha256(blob).hexdigest()
+    if actual_sha != expected_sha:
+        raise _fail(
+            w_path,
+            f"sha256 {actual_sha[:12]}… does not match {expected_sha[:12]}… recorded in lens.json: "
+            f"the weights are corrupted, truncated or were modified",
+        )
+    tensors = _read_tensors(w_path, blob)
+    w = tensors.get("W")
+    if w is None:
+        raise _fail(w_path, "no tensor 'W'")
+    if w.dtype != np.float32:
+        raise _fail(w_path, f"W has dtype {w.dtype}; expected float32")
+    if w.shape != (d_in, d_out):
+        raise _fail(w_path, f"W has shape {w.shape} but lens.json says ({d_in}, {d_out})")
+    if not np.isfinite(w).all():
+        raise _fail(w_path, "W holds NaN or Inf")
+    fp = tensors.get("fingerprint")
+    if fp is not None and (fp.dtype != np.float32 or fp.ndim != 2 or fp.shape[1] != d_in
+                           or not np.isfinite(fp).all()):
+        raise _fail(w_path, f"fingerprint has dtype {fp.dtype} and shape {fp.shape}; expected finite "
+                    f"float32 (p, {d_in})")
+    try:
+        lens = Lens(w, mode=mode, normalize=normalize, metadata=metadata, fingerprint=fp)
+    except ValueError as e:
+        raise _fail(cfg_path, str(e)) from e
+    lens.weights_sha256, lens.path = actual_sha, root.resolve()
+    return lens
+
+
+def _read_tensors(w_path: Path, blob: bytes) -> dict[str, np.ndarray]:
+    if w_path.suffix == ".npy":
+        import io
+
+        try:
+            return {"W": np.load(io.BytesIO(blob), allow_pickle=False)}
+        except ValueError as e:
+            raise _fail(w_path, f"not a plain .npy array ({e})") from e
+    from safetensors.numpy import load
+
+    try:
+        return dict(load(blob))
+    except Exception as e:  # safetensors raises its own SafetensorError on any parse failure
+        raise _fail(w_path, f"not a readable safetensors file ({type(e).__name__}: {e})") from e
