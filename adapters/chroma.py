@@ -34,11 +34,11 @@ from embedlens.adapters._lenses import as_lens
 from embedlens.errors import EmbedlensInputError, LensFormatError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
-__all__ = ["LensEmbeddingFunction", "reproject_collection"]
+__all__ = ["LensEmbeddingFunction", "EmbedlensBaseFunction", "reproject_collection"]
 
 NAME = "embedlens"
 _BASE_CACHE: dict[str, Any] = {}
-_BASE_LOCK = threading.Lock()
+_BASE_LOCK = threading.RLock()
 _CHECKED: set[tuple[str, str]] = set()
 
 
@@ -231,6 +231,57 @@ def _refuse_secrets(obj: Any, where: str = "base config") -> None:
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             _refuse_secrets(v, f"{where}[{i}]")
+
+
+@register_embedding_function
+class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
+    """A Chroma embedding function over an embedlens base model, through the embedding cache.
+
+    Use it as ``base_ef`` of :class:`LensEmbeddingFunction` to share the cache with training and
+    evaluation (the offline default model by default). Its config holds the model spec and the
+    cache directory only.
+
+    Args:
+        model: embedder spec (see :func:`embedlens.get_embedder`); ``None`` for all-MiniLM-L6-v2.
+        cache_dir: embedding cache directory; ``None`` for the default; ``""`` disables caching.
+    """
+
+    def __init__(self, model: str | None = None, cache_dir: str | None = None) -> None:
+        from embedlens.pipeline import open_embedder
+
+        self.model = model
+        self.cache_dir = cache_dir
+        key = f"{model}|{cache_dir}"
+        with _BASE_LOCK:
+            emb = _BASE_CACHE.get(key)
+            if emb is None:
+                emb = open_embedder(model, cache_dir=cache_dir or None, no_cache=cache_dir == "")
+                emb.progress = False
+                _BASE_CACHE[key] = emb
+        self.embedder = emb
+
+    def __call__(self, input: Documents) -> Embeddings:
+        """Embed texts: ``(n, d)`` float32 rows."""
+        return list(self.embedder.embed(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        """Registry name: ``"embedlens_base"``."""
+        return "embedlens_base"
+
+    def default_space(self) -> Space:
+        """Cosine."""
+        return "cosine"
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"model_name": spec, "cache_dir": dir}``."""
+        return {"model_name": self.model or self.embedder.name, "cache_dir": self.cache_dir}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> EmbedlensBaseFunction:
+        """Rebuild (the model is loaded once per process)."""
+        model = config.get("model_name")
+        return EmbedlensBaseFunction(None if model == "st:all-MiniLM-L6-v2" else model, config.get("cache_dir"))
 
 
 # --------------------------------------------------------------------------- re-projection

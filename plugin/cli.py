@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--temperature", type=float, default=None, help="retrieval softmax temperature")
     t.add_argument("--search", action="store_true", help="small grid search chosen on validation")
-    t.add_argument("--refit", action="store_true", help="retrain on train+validation for the chosen epochs")
+    t.add_argument("--no-refit", dest="refit", action="store_false",
+                   help="ship the lens of the selection run (default: retrain on train+validation for the chosen epochs)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     _common(t)
 

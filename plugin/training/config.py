@@ -50,7 +50,7 @@ class TrainConfig:
     n_hard: int = 8
     hard_pool: int = 50
     negatives_ratio: float = 1.0
-    refit: bool = False
+    refit: bool = True
     progress: bool = True
 
     def as_dict(self) -> dict[str, Any]:

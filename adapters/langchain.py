@@ -1,0 +1,106 @@
+"""LangChain ``Embeddings`` that apply a lens on top of any LangChain ``Embeddings``.
+
+Example:
+    >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+    >>> from embedlens import Lens
+    >>> from embedlens.adapters.langchain import LensEmbeddings
+    >>> emb = LensEmbeddings(DeterministicFakeEmbedding(size=8), Lens.identity(8))
+    >>> len(emb.embed_query("hello"))
+    8
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from embedlens._arrays import as_matrix, to_float_lists
+from embedlens.adapters._lenses import as_lens
+from embedlens.lens import PROBE_SENTENCES, Lens
+
+__all__ = ["LensEmbeddings", "EmbedderEmbeddings"]
+
+
+class LensEmbeddings(Embeddings):
+    """Drop-in LangChain ``Embeddings``: ``base`` followed by a lens.
+
+    ``embed_documents`` projects documents (symmetric lens) or passes them through (query lens);
+    ``embed_query`` always projects. Async methods await the base's async methods, so the event
+    loop is never blocked by this wrapper. Outputs are plain Python floats. Safe to call from
+    several threads (the lens is read-only).
+
+    Args:
+        base: any LangChain ``Embeddings``.
+        lens: a :class:`~embedlens.Lens` or the path of a lens directory.
+        check_fingerprint: embed the probe sentences once with ``base`` and refuse a model that is
+            not the one the lens was trained on (keyword-only; pass False to opt out).
+
+    Raises:
+        DimensionMismatchError: ``base`` gives vectors of another dimension than the lens expects.
+        FingerprintMismatchError: ``base`` is another model than the lens's.
+    """
+
+    def __init__(
+        self, base: Embeddings, lens: Lens | str | os.PathLike[str], *, check_fingerprint: bool = True
+    ) -> None:
+        self.base = base
+        self.lens = as_lens(lens)
+        self.check_fingerprint = check_fingerprint
+        if check_fingerprint and self.lens.fingerprint is not None:
+            probes = as_matrix(base.embed_documents(list(PROBE_SENTENCES)), name="base probe embeddings",
+                               dim=self.lens.d_in)
+            self.lens.check_fingerprint(probes, model_name=type(base).__name__)
+
+    def _docs(self, vectors: Sequence[Sequence[float]]) -> list[list[float]]:
+        if len(vectors) == 0:
+            return []
+        return to_float_lists(self.lens.transform_documents(vectors))
+
+    def _query(self, vector: Sequence[float]) -> list[float]:
+        return to_float_lists(self.lens.transform_queries(np.asarray([vector], dtype=np.float32)))[0]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents; ``len(texts)`` lists of ``doc_dim`` floats."""
+        return self._docs(self.base.embed_documents(texts))
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query; ``d_out`` floats."""
+        return self._query(self.base.embed_query(text))
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_documents` (awaits ``base.aembed_documents``)."""
+        return self._docs(await self.base.aembed_documents(texts))
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query` (awaits ``base.aembed_query``)."""
+        return self._query(await self.base.aembed_query(text))
+
+    def __repr__(self) -> str:
+        return f"LensEmbeddings(base={type(self.base).__name__}, lens={self.lens!r})"
+
+
+class EmbedderEmbeddings(Embeddings):
+    """Any embedlens base :class:`~embedlens.embedders.Embedder` as LangChain ``Embeddings``.
+
+    Handy to use the offline default model (or the embedding cache) inside LangChain.
+
+    Args:
+        embedder: e.g. ``SentenceTransformerEmbedder()`` or a ``CachedEmbedder``.
+    """
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents as plain floats."""
+        if not texts:
+            return []
+        return to_float_lists(self.embedder.embed(texts))
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query as plain floats."""
+        return to_float_lists(self.embedder.embed([text]))[0]
