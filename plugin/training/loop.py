@@ -63,6 +63,7 @@ def fit(
     *,
     epochs: int | None = None,
     on_epoch_start: Callable[[np.ndarray, int], None] | None = None,
+    accept: Callable[[np.ndarray, np.ndarray], tuple[bool, str]] | None = None,
     desc: str = "training",
 ) -> FitResult:
     """Minimise ``loss_fn`` over mini-batches of ``n_items`` examples, choosing the epoch on validation.
@@ -75,6 +76,8 @@ def fit(
         config: options (lr, epochs, patience, batch size, reg, seed, progress).
         epochs: run exactly this many epochs and keep the last (refit); no validation.
         on_epoch_start: hook ``(current W, epoch)`` (e.g. to re-mine hard negatives).
+        accept: ``accept(best W, start W) -> (ok, why)``: a last check that the validation gain is
+            real (a paired bootstrap); when it fails the start matrix is shipped.
         desc: progress-bar label.
     """
     import torch
@@ -128,6 +131,14 @@ def fit(
     if fixed:
         final = w.detach().numpy().copy()
         return FitResult(final, epoch, float("nan"), curve, f"refit for {epoch} epochs", epoch)
+    if best_epoch > 0 and accept is not None:
+        ok, why = accept(best_w, init)
+        if not ok:
+            reason = (
+                f"epoch {best_epoch} reached {best_val:.4f} on validation (start {curve[0]['val']:.4f}) "
+                f"but {why}; shipping the start (identity/PCA), never worse than raw"
+            )
+            return FitResult(init.copy(), 0, curve[0]["val"], curve, reason, epoch)
     if best_epoch == 0:
         reason = (
             f"no epoch beat the starting matrix on validation ({best_val:.4f}); "

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from embedlens.metrics import roc_auc, spearman
+from embedlens.stats import paired_uplift_stat
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
@@ -41,16 +42,23 @@ def synthetic_negatives(
     return [a for a, _ in keep], [b for _, b in keep]
 
 
+def pair_cosines_through(w: np.ndarray, a: np.ndarray, b: np.ndarray, *, mode: str) -> np.ndarray:
+    """Cosine ``(n,)`` of each pair after the matrix ``w`` (``b`` stays raw in query mode)."""
+    x = a @ w
+    y = b @ w if mode == "symmetric" else b
+    return np.einsum("ij,ij->i", x, y) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1) + 1e-12)
+
+
+def pair_score(cos: np.ndarray, labels: np.ndarray, *, binary: bool) -> float:
+    """ROC AUC (binary labels) or Spearman (graded) of pair cosines."""
+    return roc_auc(cos, labels > 0) if binary else spearman(cos, labels)
+
+
 def pair_val_metric(
     w: np.ndarray, a: np.ndarray, b: np.ndarray, labels: np.ndarray, *, mode: str, binary: bool
 ) -> float:
     """ROC AUC (binary labels) or Spearman (graded) of pair cosines through ``w``."""
-    x = a @ w
-    y = b @ w if mode == "symmetric" else b
-    cos = np.einsum("ij,ij->i", x, y) / (
-        np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1) + 1e-12
-    )
-    return roc_auc(cos, labels > 0) if binary else spearman(cos, labels)
+    return pair_score(pair_cosines_through(w, a, b, mode=mode), labels, binary=binary)
 
 
 def train_pairs(
@@ -109,7 +117,20 @@ def train_pairs(
     def val_fn(w: np.ndarray) -> float:
         return pair_val_metric(w, a[va], b[va], labels[va], mode=config.mode, binary=binary)
 
-    result = fit(init, len(tr), loss_fn, val_fn, config, desc=f"training (pairs, {config.loss})")
+    def accept(best: np.ndarray, start: np.ndarray) -> tuple[bool, str]:
+        cos_best = pair_cosines_through(best, a[va], b[va], mode=config.mode)
+        cos_start = pair_cosines_through(start, a[va], b[va], mode=config.mode)
+        lab = labels[va]
+
+        def diff(i: np.ndarray) -> float:
+            return pair_score(cos_best[i], lab[i], binary=binary) - pair_score(cos_start[i], lab[i], binary=binary)
+
+        u = paired_uplift_stat(diff, len(va), n_boot=300, seed=config.seed)
+        lo, hi = u.ci95
+        return lo > 0, f"the gain {u.delta:+.4f} is not significant (95% CI [{lo:+.4f}, {hi:+.4f}])"
+
+    result = fit(init, len(tr), loss_fn, val_fn, config, accept=accept,
+                 desc=f"training (pairs, {config.loss})")
     summary: dict[str, Any] = {
         "objective": "pairs",
         "loss": config.loss,

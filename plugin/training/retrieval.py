@@ -13,18 +13,19 @@ from typing import Any
 import numpy as np
 
 from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
+from embedlens.stats import paired_uplift
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
 
 def retrieval_ndcg10(
     w: np.ndarray, queries: np.ndarray, docs: np.ndarray, qrels: QrelsIndex, *, mode: str
-) -> float:
-    """Mean nDCG@10 of ``queries`` ``(n, d)`` against all ``docs`` ``(N, d)`` through matrix ``w``."""
+) -> np.ndarray:
+    """Per-query nDCG@10 ``(n,)`` of ``queries`` ``(n, d)`` against all ``docs`` ``(N, d)`` through ``w``."""
     doc_side = docs @ w if mode == "symmetric" else docs
     index = build_index(doc_side)
     ranked = search(index, queries @ w, 10)
-    return float(per_query_metrics(ranked, qrels, (10,))["ndcg@10"].mean())
+    return per_query_metrics(ranked, qrels, (10,))["ndcg@10"]
 
 
 def train_retrieval(
@@ -113,9 +114,17 @@ def train_retrieval(
         return F.cross_entropy(logits, torch.arange(b))
 
     def val_fn(w: np.ndarray) -> float:
-        return retrieval_ndcg10(w, queries[val_q], docs, val_qrels, mode=config.mode)
+        return float(retrieval_ndcg10(w, queries[val_q], docs, val_qrels, mode=config.mode).mean())
 
-    result = fit(init, len(pq), loss_fn, val_fn, config, on_epoch_start=mine, desc="training (retrieval)")
+    def accept(best: np.ndarray, start: np.ndarray) -> tuple[bool, str]:
+        per_start = retrieval_ndcg10(start, queries[val_q], docs, val_qrels, mode=config.mode)
+        per_best = retrieval_ndcg10(best, queries[val_q], docs, val_qrels, mode=config.mode)
+        u = paired_uplift(per_start, per_best, seed=config.seed)
+        lo, hi = u.ci95
+        return u.ci95[0] > 0, f"the gain {u.delta:+.4f} is not significant (95% CI [{lo:+.4f}, {hi:+.4f}])"
+
+    result = fit(init, len(pq), loss_fn, val_fn, config, on_epoch_start=mine, accept=accept,
+                 desc="training (retrieval)")
     summary: dict[str, Any] = {
         "objective": "retrieval",
         "train_queries": int(len(train_q)),
