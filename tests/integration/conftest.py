@@ -1,0 +1,89 @@
+"""Fixtures for integration tests: a real lens on the real local model, a real Chroma server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from embedlens import Lens
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("emb-cache")
+
+
+@pytest.fixture(scope="session")
+def local_embedder(cache_dir: Path):  # type: ignore[no-untyped-def]
+    from embedlens.pipeline import open_embedder
+
+    emb = open_embedder(None, cache_dir=cache_dir)
+    emb.progress = False
+    return emb
+
+
+@pytest.fixture(scope="session")
+def lens_dirs(tmp_path_factory: pytest.TempPathFactory, local_embedder) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    """A symmetric and a query lens trained on the shipped demo data with the real model."""
+    from embedlens.demo import demo_data_dir
+    from embedlens.pipeline import train_lens
+    from embedlens.training import TrainConfig
+
+    root = tmp_path_factory.mktemp("lenses")
+    out = {}
+    for mode in ("symmetric", "query"):
+        lens = train_lens(demo_data_dir(), local_embedder, TrainConfig(mode=mode, progress=False, max_epochs=4)).lens
+        # make sure the lens is not the identity, so tests can tell projected from raw vectors
+        import numpy as np
+
+        if np.allclose(lens.weights, np.eye(lens.d_in)):
+            rng = np.random.default_rng(0)
+            lens = Lens(lens.weights + 0.05 * rng.standard_normal(lens.weights.shape).astype("float32"),
+                        mode=mode, metadata=lens.metadata, fingerprint=lens.fingerprint)
+        out[mode] = lens.save(root / mode)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A real Chroma server (``chroma run``) on a free loopback port, stopped after the session."""
+    import chromadb
+
+    path = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    exe = Path(sys.executable).with_name("chroma")
+    cmd = [str(exe) if exe.exists() else "chroma", "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
+    log = open(path / "server.log", "wb")  # noqa: SIM115
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
+                break
+            except Exception:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"chroma server did not start: {(path / 'server.log').read_text()}")
+                time.sleep(0.2)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

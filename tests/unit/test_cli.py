@@ -1,0 +1,123 @@
+"""CLI contract: exit codes 0/1/2, one-line errors, train → evaluate --json → info."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from embedlens.cli import main
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, Path]:
+    from embedlens.demo import demo_data_dir
+
+    out = tmp_path_factory.mktemp("lens") / "lens"
+    rc = main(["train", "--data", str(demo_data_dir()), "--out", str(out), "--cache", str(cache_dir),
+               "--quiet", "--epochs", "3"])
+    assert rc == 0
+    return demo_data_dir(), out
+
+
+def test_train_writes_lens_and_curve(trained: tuple[Path, Path]) -> None:
+    _, lens = trained
+    assert (lens / "lens.json").is_file() and (lens / "weights.safetensors").is_file()
+    png = lens / "validation_curve.png"
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    meta = json.loads((lens / "lens.json").read_text())["metadata"]
+    assert meta["base_model"] == "st:all-MiniLM-L6-v2" and meta["base_dim"] == 384
+    assert "reason" in meta["training"] and len(meta["training"]["curve"]) >= 2
+
+
+def test_evaluate_json_and_plots(trained: tuple[Path, Path], tmp_path: Path, cache_dir: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    data, lens = trained
+    out = tmp_path / "report.json"
+    rc = main(["evaluate", "--data", str(data), "--lens", str(lens), "--json", str(out), "--plots",
+               str(tmp_path / "plots"), "--cache", str(cache_dir)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert {"raw", "lens", "delta", "groups"} <= report.keys()
+    assert set(report["delta"]["ndcg@10"]) >= {"delta", "ci95", "p_value", "significant"}
+    assert "seen" in report["groups"]
+    text = capsys.readouterr().out
+    assert "ndcg@10" in text and "95% CI" in text and "seen queries" in text
+    assert (tmp_path / "plots" / "metric_at_k.png").stat().st_size > 1000
+
+
+def test_info(trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(trained[1])]) == 0
+    out = capsys.readouterr().out
+    assert "st:all-MiniLM-L6-v2" in out and "reason:" in out
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("embedlens: error:"), err
+    return err[0]
+
+
+def test_bad_usage_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", "x"]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_missing_data_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "l"), "--no-cache"]) == 2
+    assert "nope: no such file" in _one_line_error(capsys)
+
+
+def test_malformed_pairs_exit_2(tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "p.csv"
+    p.write_text("text_1,text_2,label\na,b,1\nc,d,maybe\n")
+    assert main(["train", "--data", str(p), "--out", str(tmp_path / "l"), "--cache", str(cache_dir)]) == 2
+    assert "p.csv:3: label 'maybe' is not a number" in _one_line_error(capsys)
+
+
+def test_dim_with_query_mode_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_beir: Path) -> None:
+    rc = main(["train", "--data", str(tiny_beir), "--out", str(tmp_path / "l"), "--mode", "query", "--dim", "64"])
+    assert rc == 2
+    assert "--dim needs --mode symmetric" in _one_line_error(capsys)
+
+
+def test_corrupted_lens_exit_2(trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(trained[1], bad)
+    w = bad / "weights.safetensors"
+    w.write_bytes(w.read_bytes()[:-10])
+    assert main(["info", str(bad)]) == 2
+    assert "weights.safetensors" in _one_line_error(capsys)
+    assert main(["evaluate", "--data", str(trained[0]), "--lens", str(bad), "--no-cache"]) == 2
+    assert "sha256" in _one_line_error(capsys)
+
+
+def test_other_failure_exit_1_and_debug_traceback(monkeypatch: pytest.MonkeyPatch, trained: tuple[Path, Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import embedlens.report
+
+    def boom(*a: object, **k: object) -> str:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(embedlens.report, "format_lens_info", boom)
+    assert main(["info", str(trained[1])]) == 1
+    assert _one_line_error(capsys) == "embedlens: error: disk on fire"
+    assert main(["info", str(trained[1]), "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_console_script_exit_code(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "embedlens.cli", "info", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("embedlens: error:") and len(proc.stderr.strip().splitlines()) == 1
