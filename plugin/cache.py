@@ -149,7 +149,7 @@ class CachedEmbedder:
     Args:
         base: the model to call for texts not in the cache.
         cache: the cache; ``None`` disables caching (every call goes to ``base``).
-        batch_size: texts per call to ``base``.
+        batch_size: texts per call to ``base`` (default: the base's ``max_batch_size``, else 256).
         progress: show a tqdm bar when more than one batch must be embedded.
 
     Attributes:
@@ -161,15 +161,16 @@ class CachedEmbedder:
         base: Embedder,
         cache: EmbeddingCache | None,
         *,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         progress: bool = True,
     ) -> None:
         self.base = base
         self.cache = cache
-        self.batch_size = batch_size
+        self.batch_size = batch_size or int(getattr(base, "max_batch_size", 256))
         self.progress = progress
         self.name = base.name
         self.base_texts = 0
+        self._lock = threading.Lock()
 
     @property
     def dim(self) -> int:
@@ -190,20 +191,39 @@ class CachedEmbedder:
         unique: dict[bytes, str] = dict(zip(keys, texts, strict=True))
         found = self.cache.get_many(self.name, list(unique)) if self.cache is not None else {}
         missing = [k for k in unique if k not in found]
-        for batch in self._batches(missing):
+
+        def run(batch: list[bytes]) -> None:
             vecs = self.base.embed([unique[k] for k in batch])
             if vecs.shape[0] != len(batch):
                 msg = f"{self.name} returned {vecs.shape[0]} vectors for {len(batch)} texts"
                 raise EmbedderError(msg)
-            self.base_texts += len(batch)
-            if self.cache is not None:
+            if self.cache is not None:  # commit each batch as soon as it is paid for
                 self.cache.put_many(self.name, batch, vecs)
-            found.update(zip(batch, vecs, strict=True))
+            with self._lock:
+                self.base_texts += len(batch)
+                found.update(zip(batch, vecs, strict=True))
+
+        workers = int(getattr(self.base, "max_concurrency", 1) or 1)
+        if workers <= 1:
+            for batch in self._batches(missing):
+                run(batch)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:  # bounded number of requests in flight
+                for _ in pool.map(run, self._batches(missing)):
+                    pass
         dims = {v.shape[0] for v in found.values()}
         if len(dims) != 1:
             msg = f"cache holds vectors of dimensions {sorted(dims)} for model {self.name!r}"
             raise EmbedderError(msg)
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        """The distinct texts of ``texts`` not yet in the cache (what a run would pay for)."""
+        unique = {text_key(t): t for t in texts}
+        found = self.cache.get_many(self.name, list(unique)) if self.cache is not None else {}
+        return [t for k, t in unique.items() if k not in found]
 
     def _batches(self, keys: list[bytes]) -> Iterable[list[bytes]]:
         chunks = [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-refit", dest="refit", action="store_false",
                    help="ship the lens of the selection run (default: retrain on train+validation for the chosen epochs)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--dry-run", action="store_true",
+                   help="only count the texts not yet cached and estimate the embedding cost")
     _common(t)
 
     e = sub.add_parser("evaluate", help="raw vs lens on a split, side by side")
@@ -145,6 +147,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise EmbedlensInputError(f"{data}: no such file or directory")
     embedder = _embedder(args, args.model)
     cfg = _train_config(args)
+    if args.dry_run or embedder.name.startswith("openai:"):
+        from embedlens.embedders.openai import estimate_cost
+        from embedlens.pipeline import training_texts
+
+        todo = embedder.missing(training_texts(data))
+        model = getattr(embedder.base, "model", embedder.name)
+        cost = estimate_cost(todo, model)
+        usd = "unknown price" if cost["usd"] is None else f"about US${cost['usd']:.4f}"
+        _out(f"to embed: {cost['texts']} texts not in the cache, ~{cost['tokens']} tokens, {usd} with {embedder.name}")
+        if args.dry_run:
+            return EXIT_OK
     _out(f"training a {cfg.mode} lens on {data} with {embedder.name} ({embedder.dim}-d)")
     outcome = search_train(data, embedder, cfg, args.objective) if args.search else train_lens(
         data, embedder, cfg, objective=args.objective)

@@ -138,6 +138,15 @@ def train_lens(
     return TrainOutcome(lens, result.curve, summary)
 
 
+def training_texts(data_path: str | os.PathLike[str]) -> list[str]:
+    """Every text ``train_lens`` would embed for this data (for cost estimates and ``--dry-run``)."""
+    data = load_data(data_path)
+    if isinstance(data, BeirDataset):
+        return data.corpus_texts + data.split_queries("train")[1]
+    train, _, _ = pairs_train_test(data)
+    return train.text_1 + train.text_2
+
+
 def _train_beir(data: BeirDataset, embedder: CachedEmbedder, config: TrainConfig) -> tuple[np.ndarray, Any, dict[str, Any]]:
     from embedlens.training.retrieval import train_retrieval
 
