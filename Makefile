@@ -30,11 +30,11 @@ integration_tests: venv
 	$(PY) -m pytest -q tests/integration
 
 lint: venv
-	$(VENV)/bin/ruff check plugin adapters tests bench examples
+	$(VENV)/bin/ruff check plugin adapters tests bench examples tools
 	$(VENV)/bin/mypy plugin adapters
 
 format: venv
-	$(VENV)/bin/ruff format plugin adapters tests bench examples
+	$(VENV)/bin/ruff format plugin adapters tests bench examples tools
 
 bench: venv
 	$(PY) bench/run_all.py

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ from chromadb.utils.embedding_functions import (
     config_to_embedding_function,
     register_embedding_function,
 )
-
 from embedlens._arrays import stack_vectors
 from embedlens.adapters._lenses import as_lens
 from embedlens.errors import EmbedlensInputError, LensFormatError
@@ -66,7 +64,9 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
         DimensionMismatchError / FingerprintMismatchError: the base function does not fit the lens.
     """
 
-    def __init__(self, base_ef: Any, lens: Lens | str | os.PathLike[str], *, check_fingerprint: bool = True) -> None:
+    def __init__(
+        self, base_ef: Any, lens: Lens | str | os.PathLike[str], *, check_fingerprint: bool = True
+    ) -> None:
         self.base_ef = base_ef
         self.lens = as_lens(lens)
         if self.lens.path is None or self.lens.weights_sha256 is None:
@@ -83,8 +83,10 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
         if probes.shape[1] != self.lens.d_in:
             from embedlens.errors import DimensionMismatchError
 
-            msg = (f"base embedding function {self._base_name()!r} gives {probes.shape[1]}-d vectors "
-                   f"but the lens at {self.lens.path} expects {self.lens.d_in}-d")
+            msg = (
+                f"base embedding function {self._base_name()!r} gives {probes.shape[1]}-d vectors "
+                f"but the lens at {self.lens.path} expects {self.lens.d_in}-d"
+            )
             raise DimensionMismatchError(msg)
         if self.check_fingerprint:
             self.lens.check_fingerprint(probes, model_name=self._base_name())
@@ -171,7 +173,9 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
             if base is None:
                 base = config_to_embedding_function(config["base"])
                 _BASE_CACHE[key] = base
-        return LensEmbeddingFunction(base, lens, check_fingerprint=bool(config.get("check_fingerprint", True)))
+        return LensEmbeddingFunction(
+            base, lens, check_fingerprint=bool(config.get("check_fingerprint", True))
+        )
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
@@ -195,16 +199,21 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
             ValueError: naming what would change.
         """
         old_base, new_base = old_config.get("base", {}), new_config.get("base", {})
-        if new_base and old_base and (
-            old_base.get("name") != new_base.get("name")
-            or _model_of(old_base) != _model_of(new_base)
+        if (
+            new_base
+            and old_base
+            and (old_base.get("name") != new_base.get("name") or _model_of(old_base) != _model_of(new_base))
         ):
-            msg = (f"cannot change the base model of an embedlens collection "
-                   f"({old_base.get('name')}:{_model_of(old_base)} -> {new_base.get('name')}:{_model_of(new_base)})")
+            msg = (
+                f"cannot change the base model of an embedlens collection "
+                f"({old_base.get('name')}:{_model_of(old_base)} -> {new_base.get('name')}:{_model_of(new_base)})"
+            )
             raise ValueError(msg)
         for key in ("lens_d_in", "lens_d_out"):
             if key in new_config and key in old_config and new_config[key] != old_config[key]:
-                msg = f"cannot change {key} of an embedlens collection ({old_config[key]} -> {new_config[key]})"
+                msg = (
+                    f"cannot change {key} of an embedlens collection ({old_config[key]} -> {new_config[key]})"
+                )
                 raise ValueError(msg)
 
     def __repr__(self) -> str:
@@ -225,7 +234,9 @@ def _refuse_secrets(obj: Any, where: str = "base config") -> None:
         for k, v in obj.items():
             lk = str(k).lower()
             if any(s in lk for s in _SECRET_KEYS) and not lk.endswith(("_env_var", "_env")) and v:
-                msg = f"refusing to store {where}.{k} in a Chroma config: pass secrets by environment variable"
+                msg = (
+                    f"refusing to store {where}.{k} in a Chroma config: pass secrets by environment variable"
+                )
                 raise EmbedlensInputError(msg)
             _refuse_secrets(v, f"{where}.{k}")
     elif isinstance(obj, list):
@@ -281,7 +292,9 @@ class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
     def build_from_config(config: dict[str, Any]) -> EmbedlensBaseFunction:
         """Rebuild (the model is loaded once per process)."""
         model = config.get("model_name")
-        return EmbedlensBaseFunction(None if model == "st:all-MiniLM-L6-v2" else model, config.get("cache_dir"))
+        return EmbedlensBaseFunction(
+            None if model == "st:all-MiniLM-L6-v2" else model, config.get("cache_dir")
+        )
 
 
 # --------------------------------------------------------------------------- re-projection
@@ -359,8 +372,12 @@ def _iter_source(src: Any, batch_size: int) -> Iterator[tuple[list[str], np.ndar
         metas = got.get("metadatas")
         has_docs = docs is not None and any(d is not None for d in docs)
         has_meta = metas is not None and any(m for m in metas)
-        yield ids, vectors, (list(docs) if has_docs else None), (
-            [m if m else None for m in metas] if has_meta else None)
+        yield (
+            ids,
+            vectors,
+            (list(docs) if has_docs else None),
+            ([m if m else None for m in metas] if has_meta else None),
+        )
         offset += len(ids)
 
 

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
-
 from embedlens._arrays import as_matrix, to_float_lists
 from embedlens.adapters._lenses import as_lens
 from embedlens.lens import PROBE_SENTENCES, Lens
+from langchain_core.embeddings import Embeddings
 
 __all__ = ["LensEmbeddings", "EmbedderEmbeddings"]
 
@@ -51,8 +50,9 @@ class LensEmbeddings(Embeddings):
         self.lens = as_lens(lens)
         self.check_fingerprint = check_fingerprint
         if check_fingerprint and self.lens.fingerprint is not None:
-            probes = as_matrix(base.embed_documents(list(PROBE_SENTENCES)), name="base probe embeddings",
-                               dim=self.lens.d_in)
+            probes = as_matrix(
+                base.embed_documents(list(PROBE_SENTENCES)), name="base probe embeddings", dim=self.lens.d_in
+            )
             self.lens.check_fingerprint(probes, model_name=type(base).__name__)
 
     def _docs(self, vectors: Sequence[Sequence[float]]) -> list[list[float]]:

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from embedlens.errors import DimensionMismatchError, EmbedlensInputError
 
 

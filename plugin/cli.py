@@ -31,7 +31,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept separate so tests and docs can inspect it)."""
-    parser = argparse.ArgumentParser(prog="embedlens", description="Customize frozen embeddings with a trained lens.")
+    parser = argparse.ArgumentParser(
+        prog="embedlens", description="Customize frozen embeddings with a trained lens."
+    )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -41,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--objective", choices=["pairs", "retrieval"], help="default: by data kind")
     t.add_argument("--mode", choices=["symmetric", "query"], default="symmetric")
     t.add_argument("--dim", type=int, metavar="K", help="output dimension (symmetric mode only)")
-    t.add_argument("--model", metavar="NAME_OR_PATH", help="base model (default all-MiniLM-L6-v2; openai:MODEL)")
+    t.add_argument(
+        "--model", metavar="NAME_OR_PATH", help="base model (default all-MiniLM-L6-v2; openai:MODEL)"
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--loss", choices=["cosent", "mse"], default="cosent", help="pair objective loss")
     t.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40, early stopping)")
@@ -49,11 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--temperature", type=float, default=None, help="retrieval softmax temperature")
     t.add_argument("--search", action="store_true", help="small grid search chosen on validation")
-    t.add_argument("--no-refit", dest="refit", action="store_false",
-                   help="ship the lens of the selection run (default: retrain on train+validation for the chosen epochs)")
+    t.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_false",
+        help="ship the lens of the selection run (default: retrain on train+validation for the chosen epochs)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bars")
-    t.add_argument("--dry-run", action="store_true",
-                   help="only count the texts not yet cached and estimate the embedding cost")
+    t.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only count the texts not yet cached and estimate the embedding cost",
+    )
     _common(t)
 
     e = sub.add_parser("evaluate", help="raw vs lens on a split, side by side")
@@ -64,8 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plots", metavar="DIR", help="write PNG plots here")
     e.add_argument("--index", choices=["flat", "hnsw", "ivf"], default="flat")
     e.add_argument("--model", metavar="NAME_OR_PATH", help="base model (default: the lens's)")
-    e.add_argument("--no-fingerprint-check", action="store_true",
-                   help="apply the lens even if the base model's fingerprint differs")
+    e.add_argument(
+        "--no-fingerprint-check",
+        action="store_true",
+        help="apply the lens even if the base model's fingerprint differs",
+    )
     _common(e)
 
     i = sub.add_parser("info", help="print a lens's metadata")
@@ -125,10 +139,20 @@ def _embedder(args: argparse.Namespace, model: str | None) -> Any:
 def _train_config(args: argparse.Namespace) -> Any:
     from embedlens.training import TrainConfig
 
-    cfg = TrainConfig(mode=args.mode, dim=args.dim, seed=args.seed, loss=args.loss,
-                      refit=args.refit, progress=not args.quiet)
-    for opt, attr in (("epochs", "max_epochs"), ("lr", "lr"), ("batch_size", "batch_size"),
-                      ("temperature", "temperature")):
+    cfg = TrainConfig(
+        mode=args.mode,
+        dim=args.dim,
+        seed=args.seed,
+        loss=args.loss,
+        refit=args.refit,
+        progress=not args.quiet,
+    )
+    for opt, attr in (
+        ("epochs", "max_epochs"),
+        ("lr", "lr"),
+        ("batch_size", "batch_size"),
+        ("temperature", "temperature"),
+    ):
         value = getattr(args, opt)
         if value is not None:
             setattr(cfg, attr, value)
@@ -155,18 +179,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = getattr(embedder.base, "model", embedder.name)
         cost = estimate_cost(todo, model)
         usd = "unknown price" if cost["usd"] is None else f"about US${cost['usd']:.4f}"
-        _out(f"to embed: {cost['texts']} texts not in the cache, ~{cost['tokens']} tokens, {usd} with {embedder.name}")
+        _out(
+            f"to embed: {cost['texts']} texts not in the cache, ~{cost['tokens']} tokens, {usd} with {embedder.name}"
+        )
         if args.dry_run:
             return EXIT_OK
     _out(f"training a {cfg.mode} lens on {data} with {embedder.name} ({embedder.dim}-d)")
-    outcome = search_train(data, embedder, cfg, args.objective) if args.search else train_lens(
-        data, embedder, cfg, objective=args.objective)
+    outcome = (
+        search_train(data, embedder, cfg, args.objective)
+        if args.search
+        else train_lens(data, embedder, cfg, objective=args.objective)
+    )
     out = outcome.lens.save(args.out)
     tr = outcome.lens.metadata["training"]
-    png = plot_validation_curve(outcome.curve, out / "validation_curve.png", metric=tr["val_metric"],
-                                chosen=tr["chosen_epoch"])
-    _out(f"validation {tr['val_metric']}: start {tr['val_start']:.4f} -> chosen {tr['val_best']:.4f} "
-         f"(epoch {tr['chosen_epoch']})")
+    png = plot_validation_curve(
+        outcome.curve, out / "validation_curve.png", metric=tr["val_metric"], chosen=tr["chosen_epoch"]
+    )
+    _out(
+        f"validation {tr['val_metric']}: start {tr['val_start']:.4f} -> chosen {tr['val_best']:.4f} "
+        f"(epoch {tr['chosen_epoch']})"
+    )
     _out(f"reason: {tr['reason']}")
     _out(f"lens written to {out} ({outcome.lens.d_in} -> {outcome.lens.d_out}); curve: {png}")
     return EXIT_OK
@@ -184,8 +216,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not data.exists():
         raise EmbedlensInputError(f"{data}: no such file or directory")
     embedder = _embedder(args, args.model or lens.base_model)
-    report = evaluate_lens(data, lens, embedder, split=args.split, index=args.index,
-                           check_fingerprint=not args.no_fingerprint_check)
+    report = evaluate_lens(
+        data,
+        lens,
+        embedder,
+        split=args.split,
+        index=args.index,
+        check_fingerprint=not args.no_fingerprint_check,
+    )
     js = report.to_json()
     js["info"]["lens"] = str(Path(args.lens))
     _out(f"{data} [{args.split}] with {embedder.name}; lens {lens.mode} {lens.d_in}->{lens.d_out}")
@@ -205,7 +243,9 @@ def _write_plots(report: Any, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(report, PairReport):
-        plot_cosine_histograms(report.cos_raw, report.cos_lens, report.labels, folder / "cosine_histograms.png")
+        plot_cosine_histograms(
+            report.cos_raw, report.cos_lens, report.labels, folder / "cosine_histograms.png"
+        )
     else:
         plot_metric_at_k(report.raw, report.lens, folder / "metric_at_k.png")
 
@@ -232,12 +272,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_reproject(args: argparse.Namespace) -> int:
     """``embedlens reproject``."""
     import chromadb
-
     from embedlens.adapters.chroma import reproject_collection
     from embedlens.lens import load_lens
 
     client = chromadb.PersistentClient(path=args.path)
-    n = reproject_collection(client, args.source, args.target, load_lens(args.lens), batch_size=args.batch_size)
+    n = reproject_collection(
+        client, args.source, args.target, load_lens(args.lens), batch_size=args.batch_size
+    )
     _out(f"re-projected {n} vectors from {args.source!r} into {args.target!r}")
     return EXIT_OK
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
 from embedlens.errors import DataFormatError
 
 __all__ = [
@@ -118,9 +117,7 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
     for line, row in rows:
         if snli is None:
             snli = "text_1" not in row and {"sentence1", "sentence2", "gold_label"} <= row.keys()
-            missing = (
-                set() if snli else {"text_1", "text_2", "label"} - row.keys()
-            )
+            missing = set() if snli else {"text_1", "text_2", "label"} - row.keys()
             if missing:
                 raise _err(p, line, f"missing column(s) {sorted(missing)}; expected text_1, text_2, label")
             has_split = "split" in row

@@ -39,14 +39,13 @@ def run_demo(
         echo: where progress lines go (the CLI prints them).
     """
     import chromadb
-    from langchain_chroma import Chroma
-    from langchain_core.runnables import RunnableLambda
-
     from embedlens.adapters.chroma import EmbedlensBaseFunction, LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
     from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
     from embedlens.report import format_report
     from embedlens.training import TrainConfig
+    from langchain_chroma import Chroma
+    from langchain_core.runnables import RunnableLambda
 
     data_dir = Path(data) if data is not None else demo_data_dir()
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="embedlens-demo-"))
@@ -54,16 +53,20 @@ def run_demo(
     cache_arg = "" if no_cache else (str(cache_dir) if cache_dir is not None else None)
     embedder = open_embedder(None, cache_dir=cache_dir, no_cache=no_cache)
     ds = read_beir(data_dir)
-    echo(f"[1/4] data: {data_dir} — {len(ds.corpus_ids)} documents, "
-         f"{len(ds.qrels.get('train', {}))} train / {len(ds.qrels.get('test', {}))} test queries; "
-         f"base model {embedder.name} ({embedder.dim}-d)")
+    echo(
+        f"[1/4] data: {data_dir} — {len(ds.corpus_ids)} documents, "
+        f"{len(ds.qrels.get('train', {}))} train / {len(ds.qrels.get('test', {}))} test queries; "
+        f"base model {embedder.name} ({embedder.dim}-d)"
+    )
 
     outcome = train_lens(data_dir, embedder, TrainConfig(mode="symmetric"))
     lens = outcome.lens
     lens_dir = lens.save(work / "lens")
     tr = lens.metadata["training"]
-    echo(f"      trained a {lens.mode} lens {lens.d_in}->{lens.d_out}: validation {tr['val_metric']} "
-         f"{tr['val_start']:.3f} -> {tr['val_best']:.3f} (epoch {tr['chosen_epoch']}); saved to {lens_dir}")
+    echo(
+        f"      trained a {lens.mode} lens {lens.d_in}->{lens.d_out}: validation {tr['val_metric']} "
+        f"{tr['val_start']:.3f} -> {tr['val_best']:.3f} (epoch {tr['chosen_epoch']}); saved to {lens_dir}"
+    )
 
     echo("[2/4] raw vs lens on the held-out test queries:")
     report = evaluate_lens(data_dir, lens, embedder, split="test", n_boot=1000)
@@ -83,8 +86,11 @@ def run_demo(
     qids, qtexts = ds.split_queries("test")
     question, relevant = qtexts[0], set(ds.qrels["test"][qids[0]])
     echo(f"[4/4] LangChain retriever over the same collection; question: {question!r}")
-    store = Chroma(client=client, collection_name=name,
-                   embedding_function=LensEmbeddings(EmbedderEmbeddings(embedder), lens))
+    store = Chroma(
+        client=client,
+        collection_name=name,
+        embedding_function=LensEmbeddings(EmbedderEmbeddings(embedder), lens),
+    )
     retriever = store.as_retriever(search_kwargs={"k": 3})
 
     def fmt(docs: list) -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-
 from embedlens._arrays import as_matrix, l2_normalize
 from embedlens._atomic import atomic_write_dir
 from embedlens._version import __version__
@@ -104,9 +103,7 @@ class Lens:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def identity(
-        cls, dim: int, *, mode: LensMode = "query", normalize: bool = True, **metadata: Any
-    ) -> Lens:
+    def identity(cls, dim: int, *, mode: LensMode = "query", normalize: bool = True, **metadata: Any) -> Lens:
         """The lens that changes nothing but (optionally) normalisation: ``W = I`` of size ``dim``."""
         return cls(np.eye(dim, dtype=np.float32), mode=mode, normalize=normalize, metadata=metadata)
 
@@ -292,8 +289,12 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _fail(cfg_path, f"not valid JSON ({e})") from e
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise _fail(cfg_path, f"not an embedlens lens file (format={cfg.get('format')!r})"
-                    if isinstance(cfg, dict) else "not an embedlens lens file")
+        raise _fail(
+            cfg_path,
+            f"not an embedlens lens file (format={cfg.get('format')!r})"
+            if isinstance(cfg, dict)
+            else "not an embedlens lens file",
+        )
     if cfg.get("format_version") != FORMAT_VERSION:
         raise _fail(
             cfg_path,
@@ -332,10 +333,13 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
     if not np.isfinite(w).all():
         raise _fail(w_path, "W holds NaN or Inf")
     fp = tensors.get("fingerprint")
-    if fp is not None and (fp.dtype != np.float32 or fp.ndim != 2 or fp.shape[1] != d_in
-                           or not np.isfinite(fp).all()):
-        raise _fail(w_path, f"fingerprint has dtype {fp.dtype} and shape {fp.shape}; expected finite "
-                    f"float32 (p, {d_in})")
+    if fp is not None and (
+        fp.dtype != np.float32 or fp.ndim != 2 or fp.shape[1] != d_in or not np.isfinite(fp).all()
+    ):
+        raise _fail(
+            w_path,
+            f"fingerprint has dtype {fp.dtype} and shape {fp.shape}; expected finite float32 (p, {d_in})",
+        )
     try:
         lens = Lens(w, mode=mode, normalize=normalize, metadata=metadata, fingerprint=fp)
     except ValueError as e:

@@ -75,7 +75,7 @@ def mrr_at_k(gains: np.ndarray, k: int) -> np.ndarray:
 
 def hit_at_k(gains: np.ndarray, k: int) -> np.ndarray:
     """1 when at least one relevant document is in the top ``k``, else 0."""
-    return _hits(gains, k).any(axis=1).astype(np.float64)
+    return np.asarray(_hits(gains, k).any(axis=1), dtype=np.float64)
 
 
 #: name -> function(gains, ideal, n_relevant, k) for the retrieval report.

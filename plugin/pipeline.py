@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from embedlens.cache import CachedEmbedder, EmbeddingCache
 from embedlens.data import (
     BeirDataset,
@@ -63,13 +62,18 @@ def load_data(path: str | os.PathLike[str]) -> BeirDataset | PairsDataset:
     return read_pairs(p)
 
 
-def pairs_train_test(data: PairsDataset, test_split: str = "test") -> tuple[PairsDataset, PairsDataset, dict[str, Any]]:
+def pairs_train_test(
+    data: PairsDataset, test_split: str = "test"
+) -> tuple[PairsDataset, PairsDataset, dict[str, Any]]:
     """The training and test pairs: by the file's ``split`` column, else an internal split by text."""
     if data.splits is not None:
         return data.split("train"), data.split(test_split), {"method": "split column", "test": test_split}
     tr, te = split_pairs_by_text(data, test_fraction=INTERNAL_TEST_FRACTION, seed=INTERNAL_SPLIT_SEED)
-    how = {"method": "internal, by text, stratified by label", "test_fraction": INTERNAL_TEST_FRACTION,
-           "seed": INTERNAL_SPLIT_SEED}
+    how = {
+        "method": "internal, by text, stratified by label",
+        "test_fraction": INTERNAL_TEST_FRACTION,
+        "seed": INTERNAL_SPLIT_SEED,
+    }
     return data.subset(tr), data.subset(te), how
 
 
@@ -133,8 +137,13 @@ def train_lens(
         "data": data_summary,
         "library_version": __version__,
     }
-    lens = Lens(lens_w, mode=config.mode, normalize=True, metadata=metadata,
-                fingerprint=compute_fingerprint(embedder.base))
+    lens = Lens(
+        lens_w,
+        mode=config.mode,
+        normalize=True,
+        metadata=metadata,
+        fingerprint=compute_fingerprint(embedder.base),
+    )
     return TrainOutcome(lens, result.curve, summary)
 
 
@@ -147,7 +156,9 @@ def training_texts(data_path: str | os.PathLike[str]) -> list[str]:
     return train.text_1 + train.text_2
 
 
-def _train_beir(data: BeirDataset, embedder: CachedEmbedder, config: TrainConfig) -> tuple[np.ndarray, Any, dict[str, Any]]:
+def _train_beir(
+    data: BeirDataset, embedder: CachedEmbedder, config: TrainConfig
+) -> tuple[np.ndarray, Any, dict[str, Any]]:
     from embedlens.training.retrieval import train_retrieval
 
     qids, qtexts = data.split_queries("train")
@@ -162,7 +173,9 @@ def _train_beir(data: BeirDataset, embedder: CachedEmbedder, config: TrainConfig
     return result.weights, result, summary
 
 
-def _train_pairs_file(data: PairsDataset, embedder: CachedEmbedder, config: TrainConfig) -> tuple[np.ndarray, Any, dict[str, Any]]:
+def _train_pairs_file(
+    data: PairsDataset, embedder: CachedEmbedder, config: TrainConfig
+) -> tuple[np.ndarray, Any, dict[str, Any]]:
     from embedlens.training.pairs import train_pairs
 
     train, _, how = pairs_train_test(data)
@@ -206,8 +219,9 @@ def evaluate_lens(
         seen = None
         if "train" in data.qrels and split != "train":
             train_docs = {d for rel in data.qrels["train"].values() for d, g in rel.items() if g > 0}
-            seen = np.array([any(g > 0 and d in train_docs for d, g in data.qrels[split][q].items())
-                             for q in qids])
+            seen = np.array(
+                [any(g > 0 and d in train_docs for d, g in data.qrels[split][q].items()) for q in qids]
+            )
         report = evaluate_retrieval(queries, docs, qrels, lens, ks=ks, index=index, seen=seen, n_boot=n_boot)
         report.info.update({"data": str(data_path), "split": split, "documents": len(data.corpus_ids)})
         return report
@@ -216,10 +230,15 @@ def evaluate_lens(
     test, added = _with_negatives(test, INTERNAL_SPLIT_SEED + 7, 1.0)
     binary = data.kind == "binary"
     pr = evaluate_pairs(
-        embedder.embed(test.text_1), embedder.embed(test.text_2), test.labels, lens, binary=binary,
+        embedder.embed(test.text_1),
+        embedder.embed(test.text_2),
+        test.labels,
+        lens,
+        binary=binary,
         train_a=embedder.embed(train.text_1) if binary else None,
         train_b=embedder.embed(train.text_2) if binary else None,
-        train_labels=train.labels if binary else None, n_boot=min(n_boot, 1000),
+        train_labels=train.labels if binary else None,
+        n_boot=min(n_boot, 1000),
     )
     pr.info.update({"data": str(data_path), "split": how, "synthetic_test_negatives": added})
     return pr

@@ -22,8 +22,9 @@ def _figure() -> Any:
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    from embedlens._atomic import atomic_write_bytes
     import io
+
+    from embedlens._atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -44,7 +45,9 @@ def plot_validation_curve(
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax2 = ax.twinx()
-    ax2.plot(epochs[1:], [c["train_loss"] for c in curve[1:]], color="tab:gray", alpha=0.6, label="train loss")
+    ax2.plot(
+        epochs[1:], [c["train_loss"] for c in curve[1:]], color="tab:gray", alpha=0.6, label="train loss"
+    )
     ax2.set_ylabel("train loss")
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
@@ -72,7 +75,9 @@ def plot_cosine_histograms(
 
 
 def plot_metric_at_k(
-    raw: dict[str, float], lens: dict[str, float], path: str | os.PathLike[str],
+    raw: dict[str, float],
+    lens: dict[str, float],
+    path: str | os.PathLike[str],
     metrics: Sequence[str] = ("ndcg", "recall"),
 ) -> Path:
     """metric@k curves, raw vs lens, one panel per metric."""

@@ -62,8 +62,7 @@ def format_lens_info(config: dict[str, Any]) -> str:
     ]
     if tr:
         lines += [
-            f"objective:     {tr.get('objective')}"
-            + (f" (loss {tr['loss']})" if tr.get("loss") else ""),
+            f"objective:     {tr.get('objective')}" + (f" (loss {tr['loss']})" if tr.get("loss") else ""),
             f"validation:    {tr.get('val_metric')} start {tr.get('val_start', float('nan')):.4f} -> "
             f"chosen {tr.get('val_best', float('nan')):.4f} at epoch {tr.get('chosen_epoch')}",
             f"reason:        {tr.get('reason')}",

@@ -52,7 +52,9 @@ def hash_embedder() -> HashEmbedder:
     return HashEmbedder()
 
 
-def write_beir(root: Path, corpus: list[dict], queries: list[dict], qrels: dict[str, list[tuple[str, str, int]]]) -> Path:
+def write_beir(
+    root: Path, corpus: list[dict], queries: list[dict], qrels: dict[str, list[tuple[str, str, int]]]
+) -> Path:
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
     (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
@@ -64,7 +66,9 @@ def write_beir(root: Path, corpus: list[dict], queries: list[dict], qrels: dict[
 
 @pytest.fixture
 def tiny_beir(tmp_path: Path) -> Path:
-    corpus = [{"_id": f"d{i}", "title": f"topic {i}", "text": f"alpha{i} beta{i} gamma{i}"} for i in range(12)]
+    corpus = [
+        {"_id": f"d{i}", "title": f"topic {i}", "text": f"alpha{i} beta{i} gamma{i}"} for i in range(12)
+    ]
     queries = [{"_id": f"q{i}{s}", "text": f"what about alpha{i} {s}"} for i in range(12) for s in "ab"]
     qrels = {
         "train": [(f"q{i}a", f"d{i}", 1) for i in range(12)],
@@ -82,4 +86,6 @@ def demo_dir() -> Path:
 
 def requires_shared(*parts: str) -> pytest.MarkDecorator:
     path = SHARED_DATA.joinpath(*parts)
-    return pytest.mark.skipif(not path.exists(), reason=f"real data not found at {path} (see shared/data/README.md)")
+    return pytest.mark.skipif(
+        not path.exists(), reason=f"real data not found at {path} (see shared/data/README.md)"
+    )

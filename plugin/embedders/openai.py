@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from embedlens.errors import EmbedderError, EmbedlensInputError
 
 __all__ = ["OpenAIEmbedder", "estimate_tokens", "estimate_cost", "DEFAULT_PRICES_PER_MTOK"]
@@ -58,8 +57,13 @@ def estimate_cost(texts: Sequence[str], model: str, prices: dict[str, float] | N
     table.update(prices or {})
     tokens = int(estimate_tokens(texts).sum()) if texts else 0
     price = table.get(model)
-    return {"model": model, "texts": len(texts), "tokens": tokens, "usd_per_mtok": price,
-            "usd": None if price is None else tokens / 1e6 * price}
+    return {
+        "model": model,
+        "texts": len(texts),
+        "tokens": tokens,
+        "usd_per_mtok": price,
+        "usd": None if price is None else tokens / 1e6 * price,
+    }
 
 
 class OpenAIEmbedder:
@@ -153,7 +157,11 @@ class OpenAIEmbedder:
     def _request(self, texts: list[str]) -> np.ndarray:
         import openai
 
-        kwargs: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": self.encoding_format}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "input": texts,
+            "encoding_format": self.encoding_format,
+        }
         if self.dimensions:
             kwargs["dimensions"] = self.dimensions
         self.requests += 1

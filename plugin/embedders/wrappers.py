@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from embedlens._arrays import as_matrix, stack_vectors
 from embedlens.errors import EmbedderError
 

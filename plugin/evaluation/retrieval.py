@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from embedlens._arrays import as_matrix, l2_normalize
 from embedlens.metrics import RETRIEVAL_METRICS
 from embedlens.stats import Uplift, paired_uplift
@@ -184,11 +183,7 @@ def per_query_metrics(
     gains = qrels.gains(ranked)
     ideal = qrels.ideal(max(ks))
     n_rel = qrels.n_relevant()
-    return {
-        f"{name}@{k}": fn(gains, ideal, n_rel, k)
-        for name, fn in RETRIEVAL_METRICS.items()
-        for k in ks
-    }
+    return {f"{name}@{k}": fn(gains, ideal, n_rel, k) for name, fn in RETRIEVAL_METRICS.items() for k in ks}
 
 
 @dataclass

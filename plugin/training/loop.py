@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from embedlens.training.config import TrainConfig
 
 LossFn = Callable[[Any, Any], Any]  # (W: torch.Tensor, batch indices: torch.Tensor) -> scalar loss
@@ -89,7 +88,7 @@ def fit(
     w = torch.nn.Parameter(w0.clone())
     opt = torch.optim.Adam([w], lr=config.lr)
     fixed = epochs is not None
-    total = epochs if fixed else config.max_epochs
+    total = int(epochs) if epochs is not None else config.max_epochs
     curve: list[dict[str, float]] = []
     best_w, best_epoch = init.copy(), 0
     best_val = float("nan") if fixed else float(val_fn(init))

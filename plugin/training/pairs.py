@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from embedlens.metrics import roc_auc, spearman
 from embedlens.stats import paired_uplift_stat
 from embedlens.training.config import TrainConfig
@@ -37,8 +36,11 @@ def synthetic_negatives(
     i = rng.integers(0, n, size=m)
     j = (i + rng.integers(1, n, size=m)) % n  # never the same pair
     known = set(zip(text_1, text_2, strict=True))
-    keep = [(text_1[a], text_2[b]) for a, b in zip(i.tolist(), j.tolist(), strict=True)
-            if (text_1[a], text_2[b]) not in known and text_2[b] != text_2[a]]
+    keep = [
+        (text_1[a], text_2[b])
+        for a, b in zip(i.tolist(), j.tolist(), strict=True)
+        if (text_1[a], text_2[b]) not in known and text_2[b] != text_2[a]
+    ]
     return [a for a, _ in keep], [b for _, b in keep]
 
 
@@ -123,14 +125,17 @@ def train_pairs(
         lab = labels[va]
 
         def diff(i: np.ndarray) -> float:
-            return pair_score(cos_best[i], lab[i], binary=binary) - pair_score(cos_start[i], lab[i], binary=binary)
+            return pair_score(cos_best[i], lab[i], binary=binary) - pair_score(
+                cos_start[i], lab[i], binary=binary
+            )
 
         u = paired_uplift_stat(diff, len(va), n_boot=300, seed=config.seed)
         lo, hi = u.ci95
         return lo > 0, f"the gain {u.delta:+.4f} is not significant (95% CI [{lo:+.4f}, {hi:+.4f}])"
 
-    result = fit(init, len(tr), loss_fn, val_fn, config, accept=accept,
-                 desc=f"training (pairs, {config.loss})")
+    result = fit(
+        init, len(tr), loss_fn, val_fn, config, accept=accept, desc=f"training (pairs, {config.loss})"
+    )
     summary: dict[str, Any] = {
         "objective": "pairs",
         "loss": config.loss,
@@ -145,8 +150,13 @@ def train_pairs(
         b_t = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))
         y_t = torch.from_numpy(np.ascontiguousarray(target))
         refit = fit(init, len(a), loss_fn, val_fn, config, epochs=result.best_epoch, desc="refit")
-        result = FitResult(refit.weights, result.best_epoch, result.best_val, result.curve,
-                           result.reason + f"; refit on train+val for {result.best_epoch} epochs",
-                           result.epochs_run)
+        result = FitResult(
+            refit.weights,
+            result.best_epoch,
+            result.best_val,
+            result.curve,
+            result.reason + f"; refit on train+val for {result.best_epoch} epochs",
+            result.epochs_run,
+        )
         summary["refit"] = True
     return result, summary

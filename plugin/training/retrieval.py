@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
 from embedlens.stats import paired_uplift
 from embedlens.training.config import TrainConfig
@@ -123,8 +122,16 @@ def train_retrieval(
         lo, hi = u.ci95
         return u.ci95[0] > 0, f"the gain {u.delta:+.4f} is not significant (95% CI [{lo:+.4f}, {hi:+.4f}])"
 
-    result = fit(init, len(pq), loss_fn, val_fn, config, on_epoch_start=mine, accept=accept,
-                 desc="training (retrieval)")
+    result = fit(
+        init,
+        len(pq),
+        loss_fn,
+        val_fn,
+        config,
+        on_epoch_start=mine,
+        accept=accept,
+        desc="training (retrieval)",
+    )
     summary: dict[str, Any] = {
         "objective": "retrieval",
         "train_queries": int(len(train_q)),
@@ -139,12 +146,23 @@ def train_retrieval(
         pq_t, pd_t = torch.from_numpy(q_all[all_pairs]), torch.from_numpy(d_all[all_pairs])
         train_q = np.arange(nq)
         refit = fit(
-            init, int(all_pairs.sum()), loss_fn, val_fn, config, epochs=result.best_epoch,
-            on_epoch_start=mine, desc="refit (train + val)",
+            init,
+            int(all_pairs.sum()),
+            loss_fn,
+            val_fn,
+            config,
+            epochs=result.best_epoch,
+            on_epoch_start=mine,
+            desc="refit (train + val)",
         )
-        result = FitResult(refit.weights, result.best_epoch, result.best_val, result.curve,
-                           result.reason + f"; refit on train+val for {result.best_epoch} epochs",
-                           result.epochs_run)
+        result = FitResult(
+            refit.weights,
+            result.best_epoch,
+            result.best_val,
+            result.curve,
+            result.reason + f"; refit on train+val for {result.best_epoch} epochs",
+            result.epochs_run,
+        )
         summary["refit"] = True
     return result, summary
 

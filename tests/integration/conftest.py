@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from embedlens import Lens
 
 
@@ -39,14 +38,20 @@ def lens_dirs(tmp_path_factory: pytest.TempPathFactory, local_embedder) -> dict[
     root = tmp_path_factory.mktemp("lenses")
     out = {}
     for mode in ("symmetric", "query"):
-        lens = train_lens(demo_data_dir(), local_embedder, TrainConfig(mode=mode, progress=False, max_epochs=4)).lens
+        lens = train_lens(
+            demo_data_dir(), local_embedder, TrainConfig(mode=mode, progress=False, max_epochs=4)
+        ).lens
         # make sure the lens is not the identity, so tests can tell projected from raw vectors
         import numpy as np
 
         if np.allclose(lens.weights, np.eye(lens.d_in)):
             rng = np.random.default_rng(0)
-            lens = Lens(lens.weights + 0.05 * rng.standard_normal(lens.weights.shape).astype("float32"),
-                        mode=mode, metadata=lens.metadata, fingerprint=lens.fingerprint)
+            lens = Lens(
+                lens.weights + 0.05 * rng.standard_normal(lens.weights.shape).astype("float32"),
+                mode=mode,
+                metadata=lens.metadata,
+                fingerprint=lens.fingerprint,
+            )
         out[mode] = lens.save(root / mode)
     return out
 
@@ -65,7 +70,16 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     path = tmp_path_factory.mktemp("chroma-server")
     port = free_port()
     exe = Path(sys.executable).with_name("chroma")
-    cmd = [str(exe) if exe.exists() else "chroma", "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        str(exe) if exe.exists() else "chroma",
+        "run",
+        "--path",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     log = open(path / "server.log", "wb")  # noqa: SIM115
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -75,9 +89,10 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             try:
                 chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
                 break
-            except Exception:
+            except Exception as e:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"chroma server did not start: {(path / 'server.log').read_text()}")
+                    log_text = (path / "server.log").read_text()
+                    raise RuntimeError(f"chroma server did not start: {log_text}") from e
                 time.sleep(0.2)
         yield "127.0.0.1", port
     finally:

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from embedlens import LensFormatError, load_lens
 from embedlens.adapters.chroma import LensEmbeddingFunction
 from embedlens.data import read_beir
@@ -73,15 +72,17 @@ except Exception as e:
 
 def reopen(client: Any, name: str, query: str) -> dict[str, Any]:
     kind, where = client._embedlens_reopen
-    out = subprocess.run([sys.executable, "-c", REOPEN, kind, where, name, query],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", REOPEN, kind, where, name, query], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("mode", ["symmetric", "query"])
-def test_add_query_and_reopen_in_new_process(client: Any, lens_dirs: dict[str, Path], mode: str,
-                                             request: pytest.FixtureRequest) -> None:
+def test_add_query_and_reopen_in_new_process(
+    client: Any, lens_dirs: dict[str, Path], mode: str, request: pytest.FixtureRequest
+) -> None:
     ds = read_beir(demo_data_dir())
     name = _collection_name(request)
     ef = LensEmbeddingFunction(base_ef(), lens_dirs[mode])
@@ -100,11 +101,13 @@ def test_add_query_and_reopen_in_new_process(client: Any, lens_dirs: dict[str, P
     assert again == {"ids": got, "ef": "LensEmbeddingFunction"}
 
 
-def test_stored_config_has_no_secret_and_no_matrix(client: Any, lens_dirs: dict[str, Path],
-                                                    request: pytest.FixtureRequest,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stored_config_has_no_secret_and_no_matrix(
+    client: Any, lens_dirs: dict[str, Path], request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = _collection_name(request)
-    col = client.create_collection(name, embedding_function=LensEmbeddingFunction(base_ef(), lens_dirs["symmetric"]))
+    col = client.create_collection(
+        name, embedding_function=LensEmbeddingFunction(base_ef(), lens_dirs["symmetric"])
+    )
     col.add(ids=["a"], documents=["hello"])
     stored = client.get_collection(name, embedding_function=None)
     cfg = stored.configuration_json
@@ -132,8 +135,9 @@ def test_secret_in_base_config_refused(lens_dirs: dict[str, Path]) -> None:
         ef.get_config()
 
 
-def test_moved_lens_gives_actionable_error(client: Any, lens_dirs: dict[str, Path], tmp_path: Path,
-                                           request: pytest.FixtureRequest) -> None:
+def test_moved_lens_gives_actionable_error(
+    client: Any, lens_dirs: dict[str, Path], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     moved_src = tmp_path / "lens-copy"
     shutil.copytree(lens_dirs["symmetric"], moved_src)
     name = _collection_name(request)
@@ -183,13 +187,17 @@ def test_rebuild_is_cached(lens_dirs: dict[str, Path], monkeypatch: pytest.Monke
     assert calls == []  # served from the cache of loaded lenses
 
 
-def test_reproject_resumes_after_interruption(tmp_path: Path, lens_dirs: dict[str, Path], local_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_reproject_resumes_after_interruption(
+    tmp_path: Path, lens_dirs: dict[str, Path], local_embedder
+) -> None:  # type: ignore[no-untyped-def]
     from embedlens.adapters.chroma import reproject_collection
 
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
     ds = read_beir(demo_data_dir())
     raw = local_embedder.embed(ds.corpus_texts)
-    src = client.create_collection("raw-docs", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+    src = client.create_collection(
+        "raw-docs", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+    )
     metas = [{"n": i} for i in range(len(ds.corpus_ids))]
     src.add(ids=ds.corpus_ids, embeddings=raw, documents=ds.corpus_texts, metadatas=metas)
 
@@ -201,10 +209,19 @@ def test_reproject_resumes_after_interruption(tmp_path: Path, lens_dirs: dict[st
             raise Stop
 
     with pytest.raises(Stop):
-        reproject_collection(client, "raw-docs", "lens-docs", lens_dirs["symmetric"], batch_size=10,
-                             progress=False, on_batch=interrupt)
+        reproject_collection(
+            client,
+            "raw-docs",
+            "lens-docs",
+            lens_dirs["symmetric"],
+            batch_size=10,
+            progress=False,
+            on_batch=interrupt,
+        )
     assert client.get_collection("lens-docs").count() == 10
-    n = reproject_collection(client, "raw-docs", "lens-docs", lens_dirs["symmetric"], batch_size=10, progress=False)
+    n = reproject_collection(
+        client, "raw-docs", "lens-docs", lens_dirs["symmetric"], batch_size=10, progress=False
+    )
     assert n == len(ds.corpus_ids) - 10  # resumed: only the rest was written
     tgt = client.get_collection("lens-docs")
     got = tgt.get(ids=ds.corpus_ids, include=["embeddings", "documents", "metadatas"])
@@ -221,8 +238,36 @@ def test_reproject_cli(tmp_path: Path, lens_dirs: dict[str, Path]) -> None:
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
     src = client.create_collection("src-docs", embedding_function=None)
     src.add(ids=["a", "b"], embeddings=np.random.default_rng(0).standard_normal((2, 384)).astype("float32"))
-    assert main(["reproject", "--path", str(tmp_path / "db"), "--source", "src-docs", "--target", "dst-docs",
-                 "--lens", str(lens_dirs["symmetric"])]) == 0
+    assert (
+        main(
+            [
+                "reproject",
+                "--path",
+                str(tmp_path / "db"),
+                "--source",
+                "src-docs",
+                "--target",
+                "dst-docs",
+                "--lens",
+                str(lens_dirs["symmetric"]),
+            ]
+        )
+        == 0
+    )
     assert chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("dst-docs").count() == 2
-    assert main(["reproject", "--path", str(tmp_path / "db"), "--source", "src-docs", "--target", "q-docs",
-                 "--lens", str(lens_dirs["query"])]) == 2
+    assert (
+        main(
+            [
+                "reproject",
+                "--path",
+                str(tmp_path / "db"),
+                "--source",
+                "src-docs",
+                "--target",
+                "q-docs",
+                "--lens",
+                str(lens_dirs["query"]),
+            ]
+        )
+        == 2
+    )

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
-
 from embedlens import FingerprintMismatchError, load_lens
 from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
 TEXTS = ["reset my password", "export data to a spreadsheet", "refund for the annual plan"]
 
@@ -77,27 +76,39 @@ def test_wrong_base_model_refused(lens_dirs: dict[str, Path]) -> None:
     LensEmbeddings(DeterministicFakeEmbedding(size=384), lens_dirs["symmetric"], check_fingerprint=False)
 
 
-def test_langchain_chroma_vector_store_and_chain(tmp_path: Path, lens_dirs: dict[str, Path], local_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_langchain_chroma_vector_store_and_chain(
+    tmp_path: Path, lens_dirs: dict[str, Path], local_embedder
+) -> None:  # type: ignore[no-untyped-def]
     import chromadb
+    from embedlens.data import read_beir
+    from embedlens.demo import demo_data_dir
     from langchain_chroma import Chroma
     from langchain_core.runnables import RunnableLambda
-
-    from embedlens.demo import demo_data_dir
-    from embedlens.data import read_beir
 
     ds = read_beir(demo_data_dir())
     lens = load_lens(lens_dirs["symmetric"])
     emb = LensEmbeddings(EmbedderEmbeddings(local_embedder), lens)
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
-    store = Chroma(client=client, collection_name="helpdesk", embedding_function=emb,
-                   collection_metadata={"hnsw:space": "cosine"})
+    store = Chroma(
+        client=client,
+        collection_name="helpdesk",
+        embedding_function=emb,
+        collection_metadata={"hnsw:space": "cosine"},
+    )
     store.add_texts(ds.corpus_texts, ids=ds.corpus_ids)
     # documents were projected at index time: the stored vectors are the lens's document vectors
-    stored = client.get_collection("helpdesk").get(ids=ds.corpus_ids[:3], include=["embeddings"])["embeddings"]
-    np.testing.assert_allclose(stored, lens.transform_documents(local_embedder.embed(ds.corpus_texts[:3])), atol=1e-5)
+    stored = client.get_collection("helpdesk").get(ids=ds.corpus_ids[:3], include=["embeddings"])[
+        "embeddings"
+    ]
+    np.testing.assert_allclose(
+        stored, lens.transform_documents(local_embedder.embed(ds.corpus_texts[:3])), atol=1e-5
+    )
     qids, qtexts = ds.split_queries("test")
     chain = store.as_retriever(search_kwargs={"k": 3}) | RunnableLambda(lambda docs: [d.id for d in docs])
     got = chain.invoke(qtexts[0])
     q = lens.transform_queries(local_embedder.embed(qtexts[:1]))[0]
-    expected = [ds.corpus_ids[i] for i in np.argsort(-(lens.transform_documents(local_embedder.embed(ds.corpus_texts)) @ q))[:3]]
+    expected = [
+        ds.corpus_ids[i]
+        for i in np.argsort(-(lens.transform_documents(local_embedder.embed(ds.corpus_texts)) @ q))[:3]
+    ]
     assert got == expected

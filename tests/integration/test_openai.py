@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from embedlens import EmbedderError, EmbedlensInputError
 from embedlens.cache import CachedEmbedder, EmbeddingCache
 from embedlens.embedders.openai import OpenAIEmbedder, estimate_cost
+
 from tests.support.openai_server import FakeOpenAIServer
 
 KEY = "sk-test-embedlens-SECRET-7f3a9c"
@@ -36,7 +36,9 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _emb(srv: FakeOpenAIServer, **kw: object) -> OpenAIEmbedder:
     kw.setdefault("max_retries", 3)
-    return OpenAIEmbedder("text-embedding-3-small", dimensions=kw.pop("dimensions", 384), base_url=srv.base_url, **kw)  # type: ignore[arg-type]
+    return OpenAIEmbedder(
+        "text-embedding-3-small", dimensions=kw.pop("dimensions", 384), base_url=srv.base_url, **kw
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("fmt", ["float", "base64"])
@@ -79,9 +81,13 @@ def test_persistent_failure_reported_clearly(server: FakeOpenAIServer) -> None:
         _emb(server, max_retries=1).embed(TEXTS)
 
 
-@pytest.mark.parametrize(("fault", "match"), [({"malformed": True}, "malformed"),
-                                               ({"drop_one": True}, "returned 2 vectors for 3 inputs")])
-def test_bad_bodies_reported_and_cache_intact(server: FakeOpenAIServer, tmp_path: Path, fault: dict, match: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "match"),
+    [({"malformed": True}, "malformed"), ({"drop_one": True}, "returned 2 vectors for 3 inputs")],
+)
+def test_bad_bodies_reported_and_cache_intact(
+    server: FakeOpenAIServer, tmp_path: Path, fault: dict, match: str
+) -> None:
     cache = EmbeddingCache(tmp_path)
     emb = CachedEmbedder(_emb(server), cache, progress=False)
     first = emb.embed(["already paid for"])
@@ -111,7 +117,9 @@ def test_batches_respect_limits(server: FakeOpenAIServer) -> None:
 
 def test_bounded_concurrency_through_cache(server: FakeOpenAIServer, tmp_path: Path) -> None:
     server.delay = 0.2
-    emb = CachedEmbedder(_emb(server, max_batch_size=10, max_concurrency=3), EmbeddingCache(tmp_path), progress=False)
+    emb = CachedEmbedder(
+        _emb(server, max_batch_size=10, max_concurrency=3), EmbeddingCache(tmp_path), progress=False
+    )
     texts = [f"text {i}" for i in range(120)]
     out = emb.embed(texts)
     assert out.shape == (120, 384) and server.requests == 12
@@ -146,21 +154,30 @@ def test_kill_and_resume_sends_only_missing_texts(server: FakeOpenAIServer, tmp_
     proc.wait()
     while server.in_flight:  # the killed client's last request may still be answered (and lost)
         time.sleep(0.05)
-    stored = sqlite3.connect(tmp_path / EmbeddingCache.FILENAME).execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    stored = (
+        sqlite3.connect(tmp_path / EmbeddingCache.FILENAME)
+        .execute("SELECT COUNT(*) FROM embeddings")
+        .fetchone()[0]
+    )
     assert 0 < stored < 1000
     before = server.texts
-    out = subprocess.run([sys.executable, "-c", RESUME, server.base_url, str(tmp_path)], env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", RESUME, server.base_url, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert server.texts - before == 1000 - stored  # counted at the server
     assert out.stdout.split() == ["done", str(1000 - stored)]
 
 
-def test_openai_as_base_everywhere_and_key_never_stored(server: FakeOpenAIServer, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openai_as_base_everywhere_and_key_never_stored(
+    server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import chromadb
     from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
-
     from embedlens.adapters.chroma import LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
     from embedlens.cli import main
@@ -168,21 +185,63 @@ def test_openai_as_base_everywhere_and_key_never_stored(server: FakeOpenAIServer
 
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     cache, lens_dir, db = tmp_path / "cache", tmp_path / "lens", tmp_path / "db"
-    assert main(["train", "--data", str(demo_data_dir()), "--out", str(lens_dir), "--model",
-                 "openai:text-embedding-3-small@256", "--cache", str(cache), "--quiet", "--epochs", "2"]) == 0
-    assert main(["train", "--data", str(demo_data_dir()), "--out", str(tmp_path / "x"), "--model",
-                 "openai:text-embedding-3-small@256", "--cache", str(cache), "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(demo_data_dir()),
+                "--out",
+                str(lens_dir),
+                "--model",
+                "openai:text-embedding-3-small@256",
+                "--cache",
+                str(cache),
+                "--quiet",
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(demo_data_dir()),
+                "--out",
+                str(tmp_path / "x"),
+                "--model",
+                "openai:text-embedding-3-small@256",
+                "--cache",
+                str(cache),
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     assert not (tmp_path / "x").exists()
-    ef = OpenAIEmbeddingFunction(api_key_env_var="OPENAI_API_KEY", model_name="text-embedding-3-small",
-                                 api_base=server.base_url, dimensions=256)
+    ef = OpenAIEmbeddingFunction(
+        api_key_env_var="OPENAI_API_KEY",
+        model_name="text-embedding-3-small",
+        api_base=server.base_url,
+        dimensions=256,
+    )
     client = chromadb.PersistentClient(path=str(db))
     col = client.create_collection("openai-docs", embedding_function=LensEmbeddingFunction(ef, lens_dir))
     col.add(ids=["a", "b"], documents=["reset password", "export csv"])
     assert col.query(query_texts=["forgot my login"], n_results=1)["ids"][0] == ["a"]
-    lc = LensEmbeddings(EmbedderEmbeddings(OpenAIEmbedder("text-embedding-3-small", dimensions=256)), lens_dir)
+    lc = LensEmbeddings(
+        EmbedderEmbeddings(OpenAIEmbedder("text-embedding-3-small", dimensions=256)), lens_dir
+    )
     assert len(lc.embed_query("hello")) == 256
     del client
-    leaks = [p for root in (cache, lens_dir, db) for p in root.rglob("*")
-             if p.is_file() and KEY.encode() in p.read_bytes()]
+    leaks = [
+        p
+        for root in (cache, lens_dir, db)
+        for p in root.rglob("*")
+        if p.is_file() and KEY.encode() in p.read_bytes()
+    ]
     assert leaks == []
     assert "api_key_env_var" in str(col.configuration_json)

@@ -65,7 +65,9 @@ class FakeOpenAIServer:
                     time.sleep(fault["sleep"])
                 if "status" in fault:
                     headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
-                    return self._send(fault["status"], {"error": {"message": "injected", "type": "test"}}, headers)
+                    return self._send(
+                        fault["status"], {"error": {"message": "injected", "type": "test"}}, headers
+                    )
                 if server.delay:
                     time.sleep(server.delay)
                 inputs = body.get("input")
@@ -79,12 +81,21 @@ class FakeOpenAIServer:
                     vecs = vecs[:-1]
                 fmt = body.get("encoding_format", "float")
                 data = [
-                    {"object": "embedding", "index": i,
-                     "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if fmt == "base64" else v.tolist()}
+                    {
+                        "object": "embedding",
+                        "index": i,
+                        "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode()
+                        if fmt == "base64"
+                        else v.tolist(),
+                    }
                     for i, v in enumerate(vecs)
                 ]
-                payload = {"object": "list", "data": data, "model": body.get("model"),
-                           "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+                payload = {
+                    "object": "list",
+                    "data": data,
+                    "model": body.get("model"),
+                    "usage": {"prompt_tokens": 0, "total_tokens": 0},
+                }
                 if fault.get("malformed"):
                     return self._send_raw(200, b'{"object": "list", "data": [ {"embed')
                 with server.lock:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from embedlens.cli import main
 
 
@@ -22,8 +21,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[
     from embedlens.demo import demo_data_dir
 
     out = tmp_path_factory.mktemp("lens") / "lens"
-    rc = main(["train", "--data", str(demo_data_dir()), "--out", str(out), "--cache", str(cache_dir),
-               "--quiet", "--epochs", "3"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(demo_data_dir()),
+            "--out",
+            str(out),
+            "--cache",
+            str(cache_dir),
+            "--quiet",
+            "--epochs",
+            "3",
+        ]
+    )
     assert rc == 0
     return demo_data_dir(), out
 
@@ -38,12 +49,26 @@ def test_train_writes_lens_and_curve(trained: tuple[Path, Path]) -> None:
     assert "reason" in meta["training"] and len(meta["training"]["curve"]) >= 2
 
 
-def test_evaluate_json_and_plots(trained: tuple[Path, Path], tmp_path: Path, cache_dir: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_json_and_plots(
+    trained: tuple[Path, Path], tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data, lens = trained
     out = tmp_path / "report.json"
-    rc = main(["evaluate", "--data", str(data), "--lens", str(lens), "--json", str(out), "--plots",
-               str(tmp_path / "plots"), "--cache", str(cache_dir)])
+    rc = main(
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--lens",
+            str(lens),
+            "--json",
+            str(out),
+            "--plots",
+            str(tmp_path / "plots"),
+            "--cache",
+            str(cache_dir),
+        ]
+    )
     assert rc == 0
     report = json.loads(out.read_text())
     assert {"raw", "lens", "delta", "groups"} <= report.keys()
@@ -83,13 +108,19 @@ def test_malformed_pairs_exit_2(tmp_path: Path, cache_dir: Path, capsys: pytest.
     assert "p.csv:3: label 'maybe' is not a number" in _one_line_error(capsys)
 
 
-def test_dim_with_query_mode_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_beir: Path) -> None:
-    rc = main(["train", "--data", str(tiny_beir), "--out", str(tmp_path / "l"), "--mode", "query", "--dim", "64"])
+def test_dim_with_query_mode_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_beir: Path
+) -> None:
+    rc = main(
+        ["train", "--data", str(tiny_beir), "--out", str(tmp_path / "l"), "--mode", "query", "--dim", "64"]
+    )
     assert rc == 2
     assert "--dim needs --mode symmetric" in _one_line_error(capsys)
 
 
-def test_corrupted_lens_exit_2(trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupted_lens_exit_2(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     bad = tmp_path / "bad"
@@ -102,8 +133,9 @@ def test_corrupted_lens_exit_2(trained: tuple[Path, Path], tmp_path: Path, capsy
     assert "sha256" in _one_line_error(capsys)
 
 
-def test_other_failure_exit_1_and_debug_traceback(monkeypatch: pytest.MonkeyPatch, trained: tuple[Path, Path],
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_other_failure_exit_1_and_debug_traceback(
+    monkeypatch: pytest.MonkeyPatch, trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     import embedlens.report
 
     def boom(*a: object, **k: object) -> str:
@@ -117,7 +149,10 @@ def test_other_failure_exit_1_and_debug_traceback(monkeypatch: pytest.MonkeyPatc
 
 
 def test_console_script_exit_code(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "embedlens.cli", "info", str(tmp_path / "none")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedlens.cli", "info", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("embedlens: error:") and len(proc.stderr.strip().splitlines()) == 1

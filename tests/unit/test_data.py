@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from embedlens import DataFormatError, read_beir, read_pairs
 from embedlens.data import split_pairs_by_text
+
 from tests.conftest import write_beir
 
 
@@ -29,13 +29,19 @@ def test_pairs_graded_and_split(tmp_path: Path) -> None:
 
 def test_pairs_jsonl(tmp_path: Path) -> None:
     p = tmp_path / "p.jsonl"
-    p.write_text(json.dumps({"text_1": "a", "text_2": "b", "label": -1}) + "\n\n" +
-                 json.dumps({"text_1": "c", "text_2": "d", "label": 1}) + "\n")
+    p.write_text(
+        json.dumps({"text_1": "a", "text_2": "b", "label": -1})
+        + "\n\n"
+        + json.dumps({"text_1": "c", "text_2": "d", "label": 1})
+        + "\n"
+    )
     assert read_pairs(p).labels.tolist() == [-1.0, 1.0]
 
 
 def test_snli_layout(tmp_path: Path) -> None:
-    ds = read_pairs(_csv(tmp_path, "gold_label,sentence1,sentence2\nentailment,a,b\nneutral,a,c\ncontradiction,a,d\n"))
+    ds = read_pairs(
+        _csv(tmp_path, "gold_label,sentence1,sentence2\nentailment,a,b\nneutral,a,c\ncontradiction,a,d\n")
+    )
     assert ds.labels.tolist() == [1.0, -1.0] and ds.text_2 == ["b", "d"]
 
 
@@ -75,22 +81,51 @@ def test_beir_reads(tiny_beir: Path) -> None:
 @pytest.mark.parametrize(
     ("corpus", "queries", "qrels", "match"),
     [
-        ([{"_id": "d1", "text": "x"}, {"_id": "d1", "text": "y"}], [{"_id": "q", "text": "t"}], [], r"corpus.jsonl:2: duplicate _id 'd1'"),
-        ([{"_id": "d1", "title": "", "text": " "}], [{"_id": "q", "text": "t"}], [], r"corpus.jsonl:1: document 'd1' has empty"),
+        (
+            [{"_id": "d1", "text": "x"}, {"_id": "d1", "text": "y"}],
+            [{"_id": "q", "text": "t"}],
+            [],
+            r"corpus.jsonl:2: duplicate _id 'd1'",
+        ),
+        (
+            [{"_id": "d1", "title": "", "text": " "}],
+            [{"_id": "q", "text": "t"}],
+            [],
+            r"corpus.jsonl:1: document 'd1' has empty",
+        ),
         ([{"text": "x"}], [{"_id": "q", "text": "t"}], [], r"corpus.jsonl:1: missing '_id'"),
-        ([{"_id": "d1", "text": "x"}], [{"_id": "q", "text": ""}], [], r"queries.jsonl:1: query 'q' has empty text"),
-        ([{"_id": "d1", "text": "x"}], [{"_id": "q", "text": "t"}], [("q", "d9", 1)], r"train.tsv:2: corpus id 'd9' is not in corpus.jsonl"),
-        ([{"_id": "d1", "text": "x"}], [{"_id": "q", "text": "t"}], [("zz", "d1", 1)], r"train.tsv:2: query id 'zz' is not in queries.jsonl"),
+        (
+            [{"_id": "d1", "text": "x"}],
+            [{"_id": "q", "text": ""}],
+            [],
+            r"queries.jsonl:1: query 'q' has empty text",
+        ),
+        (
+            [{"_id": "d1", "text": "x"}],
+            [{"_id": "q", "text": "t"}],
+            [("q", "d9", 1)],
+            r"train.tsv:2: corpus id 'd9' is not in corpus.jsonl",
+        ),
+        (
+            [{"_id": "d1", "text": "x"}],
+            [{"_id": "q", "text": "t"}],
+            [("zz", "d1", 1)],
+            r"train.tsv:2: query id 'zz' is not in queries.jsonl",
+        ),
     ],
 )
-def test_beir_errors_name_file_and_line(tmp_path: Path, corpus: list, queries: list, qrels: list, match: str) -> None:
+def test_beir_errors_name_file_and_line(
+    tmp_path: Path, corpus: list, queries: list, qrels: list, match: str
+) -> None:
     root = write_beir(tmp_path / "b", corpus, queries, {"train": qrels})
     with pytest.raises(DataFormatError, match=match):
         read_beir(root)
 
 
 def test_beir_malformed_qrels_row(tmp_path: Path) -> None:
-    root = write_beir(tmp_path / "b", [{"_id": "d1", "text": "x"}], [{"_id": "q", "text": "t"}], {"train": []})
+    root = write_beir(
+        tmp_path / "b", [{"_id": "d1", "text": "x"}], [{"_id": "q", "text": "t"}], {"train": []}
+    )
     (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq d1 1\n")
     with pytest.raises(DataFormatError, match=r"train.tsv:2: expected 3 tab-separated fields"):
         read_beir(root)

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from embedlens import DimensionMismatchError, EmbedlensInputError, FingerprintMismatchError, Lens, LensFormatError, load_lens
+from embedlens import (
+    DimensionMismatchError,
+    EmbedlensInputError,
+    FingerprintMismatchError,
+    Lens,
+    LensFormatError,
+    load_lens,
+)
 from embedlens.lens import PROBE_SENTENCES
 
 

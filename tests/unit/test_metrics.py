@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from embedlens.evaluation.retrieval import QrelsIndex, per_query_metrics
 from embedlens.metrics import (
     accuracy_at_threshold,
@@ -63,7 +62,9 @@ def test_no_relevant_documents_scores_zero() -> None:
 
 
 def test_qrels_index_lookup_and_per_query() -> None:
-    qrels = QrelsIndex.from_dict({"a": {"d1": 1, "d3": 1}, "b": {"d0": 2}}, ["a", "b"], ["d0", "d1", "d2", "d3"])
+    qrels = QrelsIndex.from_dict(
+        {"a": {"d1": 1, "d3": 1}, "b": {"d0": 2}}, ["a", "b"], ["d0", "d1", "d2", "d3"]
+    )
     ranked = np.array([[0, 1, 2, 3], [0, -1, -1, -1]])
     np.testing.assert_array_equal(qrels.gains(ranked), [[0, 1, 0, 1], [2, 0, 0, 0]])
     np.testing.assert_array_equal(qrels.ideal(3), [[1, 1, 0], [2, 0, 0]])

@@ -2,12 +2,28 @@ import embedlens
 
 
 def test_all_is_pinned() -> None:
-    assert sorted(embedlens.__all__) == sorted([
-        "BeirDataset", "CachedEmbedder", "DataFormatError", "DimensionMismatchError", "Embedder",
-        "EmbedderError", "EmbeddingCache", "EmbedlensInputError", "FingerprintMismatchError", "Lens",
-        "LensFormatError", "PROBE_SENTENCES", "PairsDataset", "__version__", "get_embedder",
-        "load_lens", "read_beir", "read_pairs",
-    ])
+    assert sorted(embedlens.__all__) == sorted(
+        [
+            "BeirDataset",
+            "CachedEmbedder",
+            "DataFormatError",
+            "DimensionMismatchError",
+            "Embedder",
+            "EmbedderError",
+            "EmbeddingCache",
+            "EmbedlensInputError",
+            "FingerprintMismatchError",
+            "Lens",
+            "LensFormatError",
+            "PROBE_SENTENCES",
+            "PairsDataset",
+            "__version__",
+            "get_embedder",
+            "load_lens",
+            "read_beir",
+            "read_pairs",
+        ]
+    )
 
 
 def test_applying_a_lens_imports_numpy_only() -> None:

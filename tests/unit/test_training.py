@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from embedlens.evaluation.retrieval import QrelsIndex
 from embedlens.training import TrainConfig, train_pairs, train_retrieval
 from embedlens.training.retrieval import retrieval_ndcg10
@@ -21,7 +20,9 @@ def _distorted_retrieval(seed: int = 0) -> tuple[np.ndarray, np.ndarray, QrelsIn
     signal = rng.standard_normal((n_docs, 8))
     doc_clean = np.hstack([signal, 3 * rng.standard_normal((n_docs, 8))])
     target = rng.integers(0, n_docs, size=n_q)
-    q_clean = np.hstack([signal[target] + 0.3 * rng.standard_normal((n_q, 8)), 3 * rng.standard_normal((n_q, 8))])
+    q_clean = np.hstack(
+        [signal[target] + 0.3 * rng.standard_normal((n_q, 8)), 3 * rng.standard_normal((n_q, 8))]
+    )
     rot, _ = np.linalg.qr(rng.standard_normal((d, d)))  # the hidden linear distortion
     docs = (doc_clean @ rot).astype(np.float32)
     queries = (q_clean @ rot).astype(np.float32)
@@ -39,7 +40,9 @@ def test_retrieval_lens_undoes_hidden_distortion() -> None:
     cfg = TrainConfig(progress=False, max_epochs=60, patience=10, lr=3e-3, n_random=128, refit=False)
     result, summary = train_retrieval(queries[train], docs, train_qrels, cfg, val_rows=val)
     test_qrels = QrelsIndex.from_pairs(np.arange(100), target[test], np.ones(100), 100, len(docs))
-    raw = retrieval_ndcg10(np.eye(16, dtype=np.float32), queries[test], docs, test_qrels, mode="symmetric").mean()
+    raw = retrieval_ndcg10(
+        np.eye(16, dtype=np.float32), queries[test], docs, test_qrels, mode="symmetric"
+    ).mean()
     best = retrieval_ndcg10(oracle, queries[test], docs, test_qrels, mode="symmetric").mean()
     lens = retrieval_ndcg10(result.weights, queries[test], docs, test_qrels, mode="symmetric").mean()
     assert raw < 0.5 < best
@@ -54,7 +57,9 @@ def test_pairs_lens_undoes_hidden_distortion() -> None:
     rot, _ = np.linalg.qr(rng.standard_normal((d, d)))
     sig_a = rng.standard_normal((n, 6))
     labels = np.where(rng.random(n) < 0.5, 1.0, -1.0).astype(np.float32)
-    sig_b = np.where(labels[:, None] > 0, sig_a + 0.3 * rng.standard_normal((n, 6)), rng.standard_normal((n, 6)))
+    sig_b = np.where(
+        labels[:, None] > 0, sig_a + 0.3 * rng.standard_normal((n, 6)), rng.standard_normal((n, 6))
+    )
     a = (np.hstack([sig_a, 3 * rng.standard_normal((n, 6))]) @ rot).astype(np.float32)
     b = (np.hstack([sig_b, 3 * rng.standard_normal((n, 6))]) @ rot).astype(np.float32)
     from embedlens.training.pairs import pair_val_metric
@@ -64,8 +69,17 @@ def test_pairs_lens_undoes_hidden_distortion() -> None:
     val[:150] = True
     cfg = TrainConfig(progress=False, max_epochs=40, lr=3e-3, refit=False)
     result, _ = train_pairs(a[fit_rows], b[fit_rows], labels[fit_rows], cfg, binary=True, val_mask=val)
-    raw = pair_val_metric(np.eye(d, dtype=np.float32), a[test_rows], b[test_rows], labels[test_rows], mode="symmetric", binary=True)
-    lens = pair_val_metric(result.weights, a[test_rows], b[test_rows], labels[test_rows], mode="symmetric", binary=True)
+    raw = pair_val_metric(
+        np.eye(d, dtype=np.float32),
+        a[test_rows],
+        b[test_rows],
+        labels[test_rows],
+        mode="symmetric",
+        binary=True,
+    )
+    lens = pair_val_metric(
+        result.weights, a[test_rows], b[test_rows], labels[test_rows], mode="symmetric", binary=True
+    )
     assert lens > raw + 0.1, (raw, lens)
 
 
@@ -77,7 +91,9 @@ def test_pure_noise_labels_fall_back_to_identity() -> None:
     labels = np.where(rng.random(n) < 0.5, 1.0, -1.0).astype(np.float32)
     val = np.zeros(n, bool)
     val[:150] = True
-    result, _ = train_pairs(a, b, labels, TrainConfig(progress=False, max_epochs=15), binary=True, val_mask=val)
+    result, _ = train_pairs(
+        a, b, labels, TrainConfig(progress=False, max_epochs=15), binary=True, val_mask=val
+    )
     assert result.best_epoch == 0
     np.testing.assert_array_equal(result.weights, np.eye(d, dtype=np.float32))
     assert "never worse than raw" in result.reason
@@ -142,7 +158,11 @@ def test_no_test_query_reaches_training_beir(tiny_beir: Path) -> None:
     from embedlens.pipeline import open_embedder, train_lens
 
     rec = _Recorder()
-    train_lens(tiny_beir, open_embedder(base=rec, no_cache=True), TrainConfig(progress=False, max_epochs=2, val_fraction=0.25))
+    train_lens(
+        tiny_beir,
+        open_embedder(base=rec, no_cache=True),
+        TrainConfig(progress=False, max_epochs=2, val_fraction=0.25),
+    )
     ds = read_beir(tiny_beir)
     _, test_texts = ds.split_queries("test")
     assert set(test_texts).isdisjoint(rec.seen)
