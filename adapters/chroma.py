@@ -27,6 +27,7 @@ from chromadb.utils.embedding_functions import (
     config_to_embedding_function,
     register_embedding_function,
 )
+
 from embedlens._arrays import stack_vectors
 from embedlens.adapters._lenses import as_lens
 from embedlens.errors import EmbedlensInputError, LensFormatError

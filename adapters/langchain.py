@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
+
 from embedlens._arrays import as_matrix, to_float_lists
 from embedlens.adapters._lenses import as_lens
 from embedlens.lens import PROBE_SENTENCES, Lens
-from langchain_core.embeddings import Embeddings
 
 __all__ = ["LensEmbeddings", "EmbedderEmbeddings"]
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from embedlens._arrays import as_matrix
 from embedlens.embedders.base import Embedder
 from embedlens.errors import EmbedderError

@@ -272,6 +272,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_reproject(args: argparse.Namespace) -> int:
     """``embedlens reproject``."""
     import chromadb
+
     from embedlens.adapters.chroma import reproject_collection
     from embedlens.lens import load_lens
 

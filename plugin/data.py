@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
 from embedlens.errors import DataFormatError
 
 __all__ = [

@@ -39,13 +39,14 @@ def run_demo(
         echo: where progress lines go (the CLI prints them).
     """
     import chromadb
+    from langchain_chroma import Chroma
+    from langchain_core.runnables import RunnableLambda
+
     from embedlens.adapters.chroma import EmbedlensBaseFunction, LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
     from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
     from embedlens.report import format_report
     from embedlens.training import TrainConfig
-    from langchain_chroma import Chroma
-    from langchain_core.runnables import RunnableLambda
 
     data_dir = Path(data) if data is not None else demo_data_dir()
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="embedlens-demo-"))

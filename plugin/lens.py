@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
 from embedlens._arrays import as_matrix, l2_normalize
 from embedlens._atomic import atomic_write_dir
 from embedlens._version import __version__

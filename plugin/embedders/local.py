@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from embedlens.errors import EmbedderError, EmbedlensInputError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from embedlens.errors import EmbedderError, EmbedlensInputError
 
 __all__ = ["OpenAIEmbedder", "estimate_tokens", "estimate_cost", "DEFAULT_PRICES_PER_MTOK"]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from embedlens._arrays import as_matrix, stack_vectors
 from embedlens.errors import EmbedderError
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from embedlens._arrays import as_matrix, l2_normalize
 from embedlens.metrics import accuracy_at_threshold, best_threshold, roc_auc, spearman
 from embedlens.stats import Uplift, paired_uplift, paired_uplift_stat

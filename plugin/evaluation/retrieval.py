@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from embedlens._arrays import as_matrix, l2_normalize
 from embedlens.metrics import RETRIEVAL_METRICS
 from embedlens.stats import Uplift, paired_uplift

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from embedlens.training.config import TrainConfig
 
 LossFn = Callable[[Any, Any], Any]  # (W: torch.Tensor, batch indices: torch.Tensor) -> scalar loss

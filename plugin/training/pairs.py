@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from embedlens.metrics import roc_auc, spearman
 from embedlens.stats import paired_uplift_stat
 from embedlens.training.config import TrainConfig

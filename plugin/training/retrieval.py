@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
 from embedlens.stats import paired_uplift
 from embedlens.training.config import TrainConfig

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from embedlens import LensFormatError, load_lens
 from embedlens.adapters.chroma import LensEmbeddingFunction
 from embedlens.data import read_beir

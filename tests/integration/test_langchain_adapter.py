@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+
 from embedlens import FingerprintMismatchError, load_lens
 from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
-from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
 TEXTS = ["reset my password", "export data to a spreadsheet", "refund for the annual plan"]
 
@@ -80,10 +81,11 @@ def test_langchain_chroma_vector_store_and_chain(
     tmp_path: Path, lens_dirs: dict[str, Path], local_embedder
 ) -> None:  # type: ignore[no-untyped-def]
     import chromadb
-    from embedlens.data import read_beir
-    from embedlens.demo import demo_data_dir
     from langchain_chroma import Chroma
     from langchain_core.runnables import RunnableLambda
+
+    from embedlens.data import read_beir
+    from embedlens.demo import demo_data_dir
 
     ds = read_beir(demo_data_dir())
     lens = load_lens(lens_dirs["symmetric"])

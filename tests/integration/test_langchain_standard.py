@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
+
+from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
 
 
 @pytest.fixture(scope="class")

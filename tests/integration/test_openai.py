@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from embedlens import EmbedderError, EmbedlensInputError
 from embedlens.cache import CachedEmbedder, EmbeddingCache
 from embedlens.embedders.openai import OpenAIEmbedder, estimate_cost
-
 from tests.support.openai_server import FakeOpenAIServer
 
 KEY = "sk-test-embedlens-SECRET-7f3a9c"
@@ -178,6 +178,7 @@ def test_openai_as_base_everywhere_and_key_never_stored(
 ) -> None:
     import chromadb
     from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
+
     from embedlens.adapters.chroma import LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
     from embedlens.cli import main

@@ -4,8 +4,8 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-from embedlens.cache import CachedEmbedder, EmbeddingCache
 
+from embedlens.cache import CachedEmbedder, EmbeddingCache
 from tests.conftest import HashEmbedder
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from embedlens import DataFormatError, read_beir, read_pairs
 from embedlens.data import split_pairs_by_text
-
 from tests.conftest import write_beir
 
 

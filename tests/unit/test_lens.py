@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from embedlens import (
     DimensionMismatchError,
     EmbedlensInputError,
@@ -225,7 +226,6 @@ def test_weights_file_outside_directory_refused(saved: Path) -> None:
 
 def test_fingerprint_mismatch_detected(hash_embedder) -> None:  # type: ignore[no-untyped-def]
     from embedlens.lens import compute_fingerprint
-
     from tests.conftest import HashEmbedder
 
     lens = Lens.identity(16, metadata_base="x")  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from embedlens.evaluation.retrieval import QrelsIndex, per_query_metrics
 from embedlens.metrics import (
     accuracy_at_threshold,

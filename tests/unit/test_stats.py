@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from embedlens.stats import paired_uplift
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from embedlens.evaluation.retrieval import QrelsIndex
 from embedlens.training import TrainConfig, train_pairs, train_retrieval
 from embedlens.training.retrieval import retrieval_ndcg10
