@@ -17,7 +17,8 @@ class TrainConfig:
         mode: ``"symmetric"`` or ``"query"`` (see :class:`embedlens.Lens`).
         dim: output dimension; ``None`` keeps the input dimension (symmetric mode only may reduce).
         seed: seeds the split, the initialisation, batching and negative sampling.
-        lr: Adam learning rate.
+        lr: Adam learning rate; ``None`` picks the objective's default (retrieval 1e-3, pairs 3e-4,
+            each the best on validation in our runs, see BENCHMARKS.md).
         max_epochs: upper bound on epochs; early stopping usually ends sooner.
         patience: epochs without a better validation metric before stopping.
         batch_size: training examples per step.
@@ -38,7 +39,7 @@ class TrainConfig:
     mode: Literal["symmetric", "query"] = "symmetric"
     dim: int | None = None
     seed: int = 0
-    lr: float = 1e-3
+    lr: float | None = None
     max_epochs: int = 40
     patience: int = 6
     batch_size: int = 64
@@ -52,6 +53,12 @@ class TrainConfig:
     negatives_ratio: float = 1.0
     refit: bool = True
     progress: bool = True
+
+    def with_default_lr(self, lr: float) -> TrainConfig:
+        """This config with ``lr`` filled in when it was left to the objective."""
+        from dataclasses import replace
+
+        return self if self.lr is not None else replace(self, lr=lr)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for lens metadata."""

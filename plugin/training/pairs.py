@@ -16,6 +16,7 @@ from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
 COSENT_SCALE = 20.0
+DEFAULT_LR = 3e-4
 
 
 def synthetic_negatives(
@@ -85,6 +86,7 @@ def train_pairs(
     import torch
     import torch.nn.functional as F
 
+    config = config.with_default_lr(DEFAULT_LR)
     val_mask = np.asarray(val_mask, dtype=bool)
     tr = np.flatnonzero(~val_mask)
     va = np.flatnonzero(val_mask)
@@ -139,6 +141,7 @@ def train_pairs(
     )
     summary: dict[str, Any] = {
         "objective": "pairs",
+        "lr": config.lr,
         "loss": config.loss,
         "train_pairs": int(len(tr)),
         "val_pairs": int(len(va)),

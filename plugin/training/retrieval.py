@@ -17,6 +17,8 @@ from embedlens.stats import paired_uplift
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
+DEFAULT_LR = 1e-3
+
 
 def retrieval_ndcg10(
     w: np.ndarray, queries: np.ndarray, docs: np.ndarray, qrels: QrelsIndex, *, mode: str
@@ -51,6 +53,7 @@ def train_retrieval(
     import torch
     import torch.nn.functional as F
 
+    config = config.with_default_lr(DEFAULT_LR)
     nq, d = queries.shape
     n_docs = docs.shape[0]
     q_all = qrels.keys // n_docs
@@ -135,6 +138,7 @@ def train_retrieval(
     )
     summary: dict[str, Any] = {
         "objective": "retrieval",
+        "lr": config.lr,
         "train_queries": int(len(train_q)),
         "val_queries": int(len(val_q)),
         "train_pairs": int(len(pq)),
