@@ -164,7 +164,6 @@ def _new_index(kind: str, first: np.ndarray, faiss: Any, seed: int) -> Any:
         idx.cp.seed = seed
         idx.train(first)
         idx.nprobe = min(16, nlist)
-        idx._embedlens_quantizer = quantizer  # keep the quantizer alive with the index
         return idx
     msg = f"unknown index kind {kind!r}; use 'flat', 'hnsw' or 'ivf'"
     raise ValueError(msg)

@@ -23,9 +23,27 @@ SNLI = SHARED_DATA / "snli_1.0_train_2k.csv"
 
 def _train_eval(data: Path, tmp: Path, cache: Path, *extra: str) -> dict[str, Any]:
     lens = tmp / f"lens-{data.stem}"
-    assert main(["train", "--data", str(data), "--out", str(lens), "--cache", str(cache), "--quiet", *extra]) == 0
+    assert (
+        main(["train", "--data", str(data), "--out", str(lens), "--cache", str(cache), "--quiet", *extra])
+        == 0
+    )
     report = tmp / f"{data.stem}.json"
-    assert main(["evaluate", "--data", str(data), "--lens", str(lens), "--cache", str(cache), "--json", str(report)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(data),
+                "--lens",
+                str(lens),
+                "--cache",
+                str(cache),
+                "--json",
+                str(report),
+            ]
+        )
+        == 0
+    )
     return json.loads(report.read_text())
 
 
@@ -62,11 +80,20 @@ def test_metrics_agree_with_ranx(cache_dir: Path) -> None:
     ranked = search(build_index(docs), queries, 100)
     ours = per_query_metrics(ranked, QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids), (10, 100))
     scores = np.linspace(1.0, 0.01, 100)
-    run = ranx.Run({q: {ds.corpus_ids[d]: float(s) for d, s in zip(ranked[i], scores, strict=True)}
-                    for i, q in enumerate(qids)})
+    run = ranx.Run(
+        {
+            q: {ds.corpus_ids[d]: float(s) for d, s in zip(ranked[i], scores, strict=True)}
+            for i, q in enumerate(qids)
+        }
+    )
     qrels = ranx.Qrels({q: dict(ds.qrels["test"][q]) for q in qids})
-    names = {"ndcg@10": "ndcg@10", "recall@100": "recall@100", "mrr@10": "mrr@10", "precision@10": "precision@10",
-             "hit@10": "hit_rate@10"}
+    names = {
+        "ndcg@10": "ndcg@10",
+        "recall@100": "recall@100",
+        "mrr@10": "mrr@10",
+        "precision@10": "precision@10",
+        "hit@10": "hit_rate@10",
+    }
     theirs = ranx.evaluate(qrels, run, list(names.values()), return_mean=False)
     for ours_name, ranx_name in names.items():
         np.testing.assert_allclose(ours[ours_name], theirs[ranx_name], atol=1e-6, err_msg=ours_name)
@@ -88,14 +115,24 @@ def test_chroma_top10_equals_faiss_evaluator(tmp_path: Path, cache_dir: Path) ->
     lens_dir = lens.save(tmp_path / "lens")
     qids, qtexts = ds.split_queries("test")
     qids, qtexts = qids[:60], qtexts[:60]
-    report = evaluate_retrieval(emb.embed(qtexts), emb.embed(ds.corpus_texts),
-                                QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids), lens, n_boot=10)
+    report = evaluate_retrieval(
+        emb.embed(qtexts),
+        emb.embed(ds.corpus_texts),
+        QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids),
+        lens,
+        n_boot=10,
+    )
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
     ef = LensEmbeddingFunction(EmbedlensBaseFunction(None, str(cache_dir)), lens_dir)
-    col = client.create_collection("scifact", embedding_function=ef, configuration={
-        "hnsw": {"space": "cosine", "ef_construction": 400, "ef_search": 400, "max_neighbors": 32}})
+    col = client.create_collection(
+        "scifact",
+        embedding_function=ef,
+        configuration={
+            "hnsw": {"space": "cosine", "ef_construction": 400, "ef_search": 400, "max_neighbors": 32}
+        },
+    )
     for s in range(0, len(ds.corpus_ids), 2000):
-        col.add(ids=ds.corpus_ids[s:s + 2000], documents=ds.corpus_texts[s:s + 2000])
+        col.add(ids=ds.corpus_ids[s : s + 2000], documents=ds.corpus_texts[s : s + 2000])
     got = col.query(query_texts=qtexts, n_results=10)["ids"]
     expected = [[ds.corpus_ids[i] for i in row[:10]] for row in report.ranked_lens]
     same = sum(g == e for g, e in zip(got, expected, strict=True))

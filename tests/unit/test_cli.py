@@ -157,3 +157,80 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("embedlens: error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_pairs_file_train_evaluate_with_histograms(tmp_path: Path, cache_dir: Path) -> None:
+    rows = ["text_1,text_2,label"]
+    topics = ["password reset", "refund request", "dark mode", "export csv", "invite users", "delete account"]
+    for i in range(60):
+        t = topics[i % 6]
+        rows.append(f"how do I {t} {i},{t} help article {i},1")
+        rows.append(f"how do I {t} {i},{topics[(i + 1) % 6]} help article {i},0")
+    path = tmp_path / "pairs.csv"
+    path.write_text("\n".join(rows) + "\n")
+    lens = tmp_path / "lens"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(path),
+                "--out",
+                str(lens),
+                "--cache",
+                str(cache_dir),
+                "--quiet",
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(path),
+                "--lens",
+                str(lens),
+                "--cache",
+                str(cache_dir),
+                "--plots",
+                str(tmp_path / "plots"),
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert {"accuracy", "roc_auc", "spearman", "cookbook_accuracy"} <= rep["raw"].keys()
+    assert (tmp_path / "plots" / "cosine_histograms.png").stat().st_size > 5000
+
+
+def test_search_grid_chosen_on_validation(tmp_path: Path, cache_dir: Path) -> None:
+    from embedlens.demo import demo_data_dir
+
+    out = tmp_path / "lens"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(demo_data_dir()),
+                "--out",
+                str(out),
+                "--cache",
+                str(cache_dir),
+                "--quiet",
+                "--epochs",
+                "2",
+                "--search",
+            ]
+        )
+        == 0
+    )
+    meta = json.loads((out / "lens.json").read_text())["metadata"]["training"]
+    assert len(meta["search"]) == 6  # 3 learning rates x 2 temperatures
+    assert meta["val_best"] == max(p["val"] for p in meta["search"])

@@ -1,0 +1,109 @@
+"""Evaluator behaviour on small synthetic data: index kinds, query-lens serving, groups, pair reports, plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedlens import Lens
+from embedlens.evaluation import QrelsIndex, build_index, evaluate_pairs, evaluate_retrieval, search
+
+
+def _data(n_docs: int = 2000, n_q: int = 50, d: int = 32, seed: int = 0):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    docs = rng.standard_normal((n_docs, d)).astype(np.float32)
+    target = rng.choice(n_docs, n_q, replace=False)
+    queries = (docs[target] + 0.3 * rng.standard_normal((n_q, d))).astype(np.float32)
+    qrels = QrelsIndex.from_pairs(np.arange(n_q), target, np.ones(n_q), n_q, n_docs)
+    return docs, queries, qrels, target
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_indexes_agree_with_flat(kind: str) -> None:
+    docs, queries, _, _ = _data()
+    exact = search(build_index(docs), queries, 10)
+    approx = search(build_index(docs, kind=kind, batch_size=500), queries, 10)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])
+    assert overlap > 0.8
+
+
+def test_unknown_index_kind() -> None:
+    with pytest.raises(ValueError, match="unknown index kind 'annoy'"):
+        build_index(np.ones((3, 4), np.float32), kind="annoy")
+
+
+def test_streamed_batches_equal_array() -> None:
+    docs, queries, _, _ = _data()
+    a = search(build_index(docs), queries, 5)
+    b = search(build_index(iter(np.array_split(docs, 7))), queries, 5)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_identity_lens_gives_zero_uplift_and_groups() -> None:
+    docs, queries, qrels, _ = _data()
+    seen = np.arange(50) < 20
+    rep = evaluate_retrieval(queries, docs, qrels, Lens.identity(32), seen=seen, n_boot=100)
+    assert rep.raw == rep.lens
+    assert rep.raw["hit@100"] == 1.0 and all(not u.significant for u in rep.uplift.values())
+    assert rep.groups["seen"]["n"] == 20 and rep.groups["unseen"]["n"] == 30
+    js = rep.to_json()
+    assert {"raw", "lens", "delta", "groups"} <= js.keys() and js["delta"]["ndcg@10"]["p_value"] == 1.0
+
+
+def test_query_lens_is_served_with_raw_documents() -> None:
+    docs, queries, qrels, _ = _data(d=16)
+    w = np.diag([1.0] * 8 + [0.5] * 8).astype(np.float32)  # re-weights the query side only
+    rep = evaluate_retrieval(queries, docs, qrels, Lens(w, mode="query"), n_boot=50)
+    # explicit check: the lens ranking equals searching raw documents with projected queries
+    expected = search(build_index(docs), Lens(w, mode="query").transform_queries(queries), 100)
+    np.testing.assert_array_equal(rep.ranked_lens, expected)
+
+
+def test_pair_report_threshold_from_training() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 8)).astype(np.float32)
+    labels = np.where(rng.random(400) < 0.5, 1.0, -1.0)
+    b = np.where(
+        labels[:, None] > 0, a + 0.5 * rng.standard_normal((400, 8)), rng.standard_normal((400, 8))
+    ).astype(np.float32)
+    rep = evaluate_pairs(
+        a[200:],
+        b[200:],
+        labels[200:],
+        Lens.identity(8),
+        binary=True,
+        train_a=a[:200],
+        train_b=b[:200],
+        train_labels=labels[:200],
+        n_boot=50,
+    )
+    assert rep.raw["accuracy"] == rep.lens["accuracy"] and 0.8 < rep.raw["accuracy"] <= 1.0
+    assert rep.raw["roc_auc"] > 0.9 and rep.raw["cookbook_accuracy"] >= rep.raw["accuracy"]
+    assert rep.uplift["accuracy"].delta == 0.0
+
+
+def test_plots_written(tmp_path: Path) -> None:
+    from embedlens.plots import plot_cosine_histograms, plot_metric_at_k, plot_validation_curve
+
+    rng = np.random.default_rng(0)
+    p1 = plot_cosine_histograms(
+        rng.uniform(-1, 1, 100),
+        rng.uniform(-1, 1, 100),
+        np.sign(rng.standard_normal(100)),
+        tmp_path / "h.png",
+    )
+    p2 = plot_metric_at_k(
+        {"ndcg@1": 0.1, "ndcg@10": 0.3, "recall@1": 0.1, "recall@10": 0.5},
+        {"ndcg@1": 0.2, "ndcg@10": 0.4, "recall@1": 0.2, "recall@10": 0.6},
+        tmp_path / "m.png",
+    )
+    p3 = plot_validation_curve(
+        [{"epoch": 0, "train_loss": float("nan"), "val": 0.5}, {"epoch": 1, "train_loss": 1.0, "val": 0.6}],
+        tmp_path / "v.png",
+        metric="ndcg@10",
+        chosen=1,
+    )
+    for p in (p1, p2, p3):
+        assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
