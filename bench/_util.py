@@ -15,6 +15,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
+HERE_PLOTS = ROOT / "bench" / "plots"
 SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))  # for tests.support (the loopback OpenAI server)
 

@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", default=None, help="where to write the lens and the Chroma DB")
     _common(d)
 
+    pj = sub.add_parser("project", help="apply a lens to a large .npy file of vectors, streamed from disk")
+    pj.add_argument("--lens", required=True, metavar="LENS_DIR")
+    pj.add_argument("--input", required=True, help=".npy file, shape (n, d_in) float32")
+    pj.add_argument("--output", required=True, help=".npy file to write (atomically)")
+    pj.add_argument("--side", choices=["documents", "queries"], default="documents")
+    pj.add_argument("--batch-size", type=int, default=65536)
+    pj.add_argument("--debug", action="store_true")
+
     r = sub.add_parser("reproject", help="copy a Chroma collection's vectors through a symmetric lens")
     r.add_argument("--path", required=True, help="Chroma PersistentClient directory")
     r.add_argument("--source", required=True, help="source collection name")
@@ -284,7 +292,20 @@ def cmd_reproject(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_project(args: argparse.Namespace) -> int:
+    """``embedlens project``."""
+    from embedlens.lens import load_lens
+    from embedlens.project import project_npy
+
+    out = project_npy(
+        args.input, args.output, load_lens(args.lens), side=args.side, batch_size=args.batch_size
+    )
+    _out(f"projected {args.input} -> {out}")
+    return EXIT_OK
+
+
 _COMMANDS = {
+    "project": cmd_project,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "info": cmd_info,
