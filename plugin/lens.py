@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from embedlens._arrays import as_matrix, l2_normalize
+from embedlens._arrays import as_matrix, l2_normalize, require_finite
 from embedlens._atomic import atomic_write_dir
 from embedlens._version import __version__
 from embedlens.errors import DimensionMismatchError, FingerprintMismatchError, LensFormatError
@@ -143,8 +143,10 @@ class Lens:
             DimensionMismatchError: when ``x`` is not ``(n, d_in)`` (both shapes are named).
             EmbedlensInputError: when ``x`` holds NaN or Inf.
         """
-        x = as_matrix(x, name="query embeddings", dim=self.d_in)
-        y = x @ self.weights  # (n, d_out), one BLAS call
+        x = as_matrix(x, name="query embeddings", dim=self.d_in, check_finite=False)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf inputs are reported just below
+            y = x @ self.weights  # (n, d_out), one BLAS call
+        require_finite(y, name="query embeddings", source=x)  # NaN/Inf inputs propagate to y
         return l2_normalize(y) if self.normalize else y
 
     def transform_documents(self, x: Any) -> np.ndarray:
@@ -162,8 +164,10 @@ class Lens:
         """
         if self.mode == "query":
             return as_matrix(x, name="document embeddings", dim=self.d_in)
-        x = as_matrix(x, name="document embeddings", dim=self.d_in)
-        y = x @ self.weights  # (n, d_out)
+        x = as_matrix(x, name="document embeddings", dim=self.d_in, check_finite=False)
+        with np.errstate(invalid="ignore", over="ignore"):
+            y = x @ self.weights  # (n, d_out)
+        require_finite(y, name="document embeddings", source=x)
         return l2_normalize(y) if self.normalize else y
 
     # ------------------------------------------------------------------ compatibility

@@ -34,6 +34,8 @@ class TrainConfig:
         refit: after choosing the epoch on validation, retrain on all training data for that
             many epochs (validation data then helps the final lens too).
         progress: show a tqdm bar.
+        require_significant: ship the trained matrix only when its validation gain over the start
+            is significant (paired bootstrap); False ships the best epoch regardless (for studies).
     """
 
     mode: Literal["symmetric", "query"] = "symmetric"
@@ -53,6 +55,7 @@ class TrainConfig:
     negatives_ratio: float = 1.0
     refit: bool = True
     progress: bool = True
+    require_significant: bool = True
 
     def with_default_lr(self, lr: float) -> TrainConfig:
         """This config with ``lr`` filled in when it was left to the objective."""

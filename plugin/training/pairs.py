@@ -137,7 +137,13 @@ def train_pairs(
         return lo > 0, f"the gain {u.delta:+.4f} is not significant (95% CI [{lo:+.4f}, {hi:+.4f}])"
 
     result = fit(
-        init, len(tr), loss_fn, val_fn, config, accept=accept, desc=f"training (pairs, {config.loss})"
+        init,
+        len(tr),
+        loss_fn,
+        val_fn,
+        config,
+        accept=accept if config.require_significant else None,
+        desc=f"training (pairs, {config.loss})",
     )
     summary: dict[str, Any] = {
         "objective": "pairs",

@@ -133,7 +133,7 @@ def train_retrieval(
         val_fn,
         config,
         on_epoch_start=mine,
-        accept=accept,
+        accept=accept if config.require_significant else None,
         desc="training (retrieval)",
     )
     summary: dict[str, Any] = {
