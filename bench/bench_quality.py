@@ -1,8 +1,8 @@
 """Quality vs anchors on the shared data, with the exact CLI commands, in one run.
 
-- SciFact (BEIR): raw vs embedlens defaults (symmetric, retrieval objective): nDCG@10 / recall@100 / MRR@10,
-  all / seen / unseen test queries.
-- STS-B: Spearman raw vs embedlens defaults (symmetric) and ``--mode query``.
+- SciFact (BEIR): raw vs embedlens defaults (query lens, retrieval objective) and ``--mode symmetric``:
+  nDCG@10 / recall@100 / MRR@10, all / seen / unseen test queries.
+- STS-B: Spearman raw vs embedlens defaults (query lens) and ``--mode symmetric``.
 - SNLI sample, entailment vs contradiction, 50/50 split by text: accuracy (threshold chosen on training pairs)
   for raw, embedlens, and the OpenAI cookbook's procedure written from its description (random-init
   384x2048 matrix, plain SGD, MSE on cosine, dropout) with its learning rate picked on *training* data.
@@ -101,56 +101,13 @@ def cookbook_snli(seed: int = 0) -> dict:
     }
 
 
-def llamaindex_anchor(work: Path) -> dict:
-    """Run LlamaIndex's adapter in .venv-bench (if present) and score its test-query vectors here."""
-    import subprocess
-
-    from embedlens.data import read_beir
-    from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
-    from embedlens.pipeline import open_embedder
-
-    py = Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "python"
-    if not py.exists():
-        print("LlamaIndex anchor skipped: run `make bench-env` to create .venv-bench")
-        return {}
-    out = work / "llamaindex"
-    subprocess.run([str(py), str(Path(__file__).with_name("llamaindex_anchor.py")), str(out)], check=True)
-    info = json.loads((out / "llamaindex.json").read_text())
-    ds = read_beir(SHARED / "beir" / "scifact")
-    emb = open_embedder(None, cache_dir=CACHE)
-    emb.progress = False
-    index = build_index(emb.embed(ds.corpus_texts))
-    train_docs = {d for rel in ds.qrels["train"].values() for d in rel}
-    res = {}
-    for name, meta in info.items():
-        qids = meta["query_ids"]
-        qrels = QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids)
-        pq = per_query_metrics(search(index, np.load(out / f"{name}.npy"), 100), qrels, (10, 100))
-        seen = np.array([any(d in train_docs for d in ds.qrels["test"][q]) for q in qids])
-        res[name] = {
-            "ndcg@10": float(pq["ndcg@10"].mean()),
-            "recall@100": float(pq["recall@100"].mean()),
-            "mrr@10": float(pq["mrr@10"].mean()),
-            "ndcg@10_seen": float(pq["ndcg@10"][seen].mean()),
-            "ndcg@10_unseen": float(pq["ndcg@10"][~seen].mean()),
-            "train_s": meta["train_s"],
-            "peak_rss_mb": meta["peak_rss_mb"],
-            "settings": meta["settings"],
-        }
-        print(
-            f"LlamaIndex {name}: nDCG@10 {res[name]['ndcg@10']:.4f} (unseen {res[name]['ndcg@10_unseen']:.4f}); "
-            f"finetune {meta['train_s']:.1f} s"
-        )
-    return res
-
-
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="embedlens-quality-"))
     out: dict = {}
     if (SHARED / "beir" / "scifact").exists():
         out["scifact"] = run(SHARED / "beir" / "scifact", work, "scifact")
-        out["scifact_query_mode"] = run(SHARED / "beir" / "scifact", work, "scifact_q", "--mode", "query")
-        for k in ("scifact", "scifact_query_mode"):
+        out["scifact_symmetric"] = run(SHARED / "beir" / "scifact", work, "scifact_s", "--mode", "symmetric")
+        for k in ("scifact", "scifact_symmetric"):
             r = out[k]
             print(
                 f"{k}: nDCG@10 {r['raw']['ndcg@10']:.4f} -> {r['lens']['ndcg@10']:.4f}; unseen "
@@ -159,8 +116,8 @@ def main() -> None:
             )
     if (SHARED / "pairs" / "stsb.csv").exists():
         out["stsb"] = run(SHARED / "pairs" / "stsb.csv", work, "stsb")
-        out["stsb_query_mode"] = run(SHARED / "pairs" / "stsb.csv", work, "stsb_q", "--mode", "query")
-        for k in ("stsb", "stsb_query_mode"):
+        out["stsb_symmetric"] = run(SHARED / "pairs" / "stsb.csv", work, "stsb_s", "--mode", "symmetric")
+        for k in ("stsb", "stsb_symmetric"):
             print(f"{k}: Spearman {out[k]['raw']['spearman']:.4f} -> {out[k]['lens']['spearman']:.4f}")
     if (SHARED / "snli_1.0_train_2k.csv").exists():
         out["snli"] = run(SHARED / "snli_1.0_train_2k.csv", work, "snli")
@@ -170,10 +127,6 @@ def main() -> None:
             f"(train {out['snli']['train_s']:.1f} s); cookbook {out['snli_cookbook']['accuracy']:.4f} "
             f"(train {out['snli_cookbook']['train_s']:.1f} s)"
         )
-    if (SHARED / "beir" / "scifact").exists():
-        li = llamaindex_anchor(work)
-        if li:
-            out["scifact_llamaindex"] = li
     out["peak_rss_mb"] = peak_rss_mb()
     save("quality", out)
 

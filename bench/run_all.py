@@ -60,7 +60,7 @@ def _plots(r: dict) -> bool:
     x = range(len(bars))
     ax.bar([i - 0.2 for i in x], list(bars.values()), width=0.4, label="all 300 test queries")
     ax.bar([i + 0.2 for i in x], list(unseen.values()), width=0.4, label="104 unseen queries")
-    ax.set_xticks(list(x), list(bars))
+    ax.set_xticks(list(x), list(bars), fontsize=7)
     for y, label in (
         (0.72, "Chroma adapter, query-only (quoted)"),
         (0.725, "LlamaIndex tuned (quoted)"),

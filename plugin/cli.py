@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="BEIR directory (qrels/train.tsv) or pairs CSV/JSONL")
     t.add_argument("--out", required=True, metavar="LENS_DIR", help="where to write the lens directory")
     t.add_argument("--objective", choices=["pairs", "retrieval"], help="default: by data kind")
-    t.add_argument("--mode", choices=["symmetric", "query"], default="symmetric")
+    t.add_argument(
+        "--mode",
+        choices=["symmetric", "query"],
+        default=None,
+        help="default: query (only queries projected, no re-indexing); symmetric with --dim",
+    )
     t.add_argument("--dim", type=int, metavar="K", help="output dimension (symmetric mode only)")
     t.add_argument(
         "--model", metavar="NAME_OR_PATH", help="base model (default all-MiniLM-L6-v2; openai:MODEL)"

@@ -140,7 +140,7 @@ def train_lens(
     }
     lens = Lens(
         lens_w,
-        mode=config.mode,
+        mode=config.mode or "query",
         normalize=True,
         metadata=metadata,
         fingerprint=compute_fingerprint(embedder.base),

@@ -14,7 +14,9 @@ class TrainConfig:
     """Options of :func:`embedlens.training.train_pairs` and :func:`~embedlens.training.train_retrieval`.
 
     Attributes:
-        mode: ``"symmetric"`` or ``"query"`` (see :class:`embedlens.Lens`).
+        mode: ``"symmetric"`` or ``"query"`` (see :class:`embedlens.Lens`); ``None`` (default) picks
+            ``"query"`` — no re-indexing, and the better of the two on validation for SciFact and STS-B
+            (see BENCHMARKS.md) — or ``"symmetric"`` when ``dim`` reduces the dimension.
         dim: output dimension; ``None`` keeps the input dimension (symmetric mode only may reduce).
         seed: seeds the split, the initialisation, batching and negative sampling.
         lr: Adam learning rate; ``None`` picks the objective's default (retrieval 1e-3, pairs 3e-4,
@@ -38,7 +40,7 @@ class TrainConfig:
             is significant (paired bootstrap); False ships the best epoch regardless (for studies).
     """
 
-    mode: Literal["symmetric", "query"] = "symmetric"
+    mode: Literal["symmetric", "query"] | None = None
     dim: int | None = None
     seed: int = 0
     lr: float | None = None
@@ -56,6 +58,10 @@ class TrainConfig:
     refit: bool = True
     progress: bool = True
     require_significant: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode is None:
+            self.mode = "symmetric" if self.dim is not None else "query"
 
     def with_default_lr(self, lr: float) -> TrainConfig:
         """This config with ``lr`` filled in when it was left to the objective."""

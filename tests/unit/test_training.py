@@ -38,7 +38,9 @@ def test_retrieval_lens_undoes_hidden_distortion() -> None:
     train_qrels = QrelsIndex.from_pairs(np.arange(200), target[train], np.ones(200), 200, len(docs))
     val = np.zeros(200, bool)
     val[:40] = True
-    cfg = TrainConfig(progress=False, max_epochs=60, patience=10, lr=3e-3, n_random=128, refit=False)
+    cfg = TrainConfig(
+        mode="symmetric", progress=False, max_epochs=60, patience=10, lr=3e-3, n_random=128, refit=False
+    )
     result, summary = train_retrieval(queries[train], docs, train_qrels, cfg, val_rows=val)
     test_qrels = QrelsIndex.from_pairs(np.arange(100), target[test], np.ones(100), 100, len(docs))
     raw = retrieval_ndcg10(
@@ -68,7 +70,7 @@ def test_pairs_lens_undoes_hidden_distortion() -> None:
     fit_rows, test_rows = np.arange(800), np.arange(800, n)
     val = np.zeros(800, bool)
     val[:150] = True
-    cfg = TrainConfig(progress=False, max_epochs=40, lr=3e-3, refit=False)
+    cfg = TrainConfig(mode="symmetric", progress=False, max_epochs=40, lr=3e-3, refit=False)
     result, _ = train_pairs(a[fit_rows], b[fit_rows], labels[fit_rows], cfg, binary=True, val_mask=val)
     raw = pair_val_metric(
         np.eye(d, dtype=np.float32),
@@ -109,6 +111,26 @@ def test_training_is_deterministic_with_seed() -> None:
     r1, _ = train_retrieval(queries[:100], docs, qrels, cfg, val_rows=val)
     r2, _ = train_retrieval(queries[:100], docs, qrels, cfg, val_rows=val)
     np.testing.assert_array_equal(r1.weights, r2.weights)
+
+
+def test_default_mode_is_query_unless_reducing() -> None:
+    assert TrainConfig().mode == "query"
+    assert TrainConfig(dim=64).mode == "symmetric"
+    assert TrainConfig(mode="symmetric").mode == "symmetric"
+
+
+def test_query_mode_lens_undoes_query_side_distortion() -> None:
+    """A query lens (documents raw) learns to drop nuisance directions from the query side."""
+    queries, docs, qrels, target, oracle = _distorted_retrieval(5)
+    train_qrels = QrelsIndex.from_pairs(np.arange(200), target[:200], np.ones(200), 200, len(docs))
+    val = np.zeros(200, bool)
+    val[:40] = True
+    cfg = TrainConfig(progress=False, max_epochs=60, patience=10, lr=3e-3, n_random=128, refit=False)
+    result, _ = train_retrieval(queries[:200], docs, train_qrels, cfg, val_rows=val)
+    test_qrels = QrelsIndex.from_pairs(np.arange(100), target[200:], np.ones(100), 100, len(docs))
+    raw = retrieval_ndcg10(np.eye(16, dtype=np.float32), queries[200:], docs, test_qrels, mode="query").mean()
+    lens = retrieval_ndcg10(result.weights, queries[200:], docs, test_qrels, mode="query").mean()
+    assert lens > raw + 0.1, (raw, lens)
 
 
 def test_dim_reduction_starts_orthogonal() -> None:
