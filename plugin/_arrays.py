@@ -61,9 +61,10 @@ def require_finite(arr: np.ndarray, *, name: str, source: np.ndarray | None = No
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Scale each row of ``x`` ``(n, d)`` to unit L2 norm in place; zero rows stay zero. Returns ``x``."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))  # (n,), no (n, d) temporary
-    np.maximum(norms, np.float32(1e-12), out=norms)
-    x /= norms[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows stay non-finite for the caller
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x))  # (n,), no (n, d) temporary
+        np.maximum(norms, np.float32(1e-12), out=norms)
+        x /= norms[:, None]
     return x
 
 

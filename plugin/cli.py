@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="ship the lens of the selection run (default: retrain on train+validation for the chosen epochs)",
     )
+    t.add_argument(
+        "--no-significance-check",
+        dest="require_significant",
+        action="store_false",
+        help="ship the best validation epoch even when its gain over the start is not significant",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument(
         "--dry-run",
@@ -158,6 +164,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         seed=args.seed,
         loss=args.loss,
         refit=args.refit,
+        require_significant=args.require_significant,
         progress=not args.quiet,
     )
     for opt, attr in (

@@ -146,8 +146,7 @@ class Lens:
         x = as_matrix(x, name="query embeddings", dim=self.d_in, check_finite=False)
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf inputs are reported just below
             y = x @ self.weights  # (n, d_out), one BLAS call
-        require_finite(y, name="query embeddings", source=x)  # NaN/Inf inputs propagate to y
-        return l2_normalize(y) if self.normalize else y
+        return self._finish(y, x, "query embeddings")
 
     def transform_documents(self, x: Any) -> np.ndarray:
         """Project document embeddings (symmetric lens) or return them as float32 (query lens).
@@ -167,8 +166,18 @@ class Lens:
         x = as_matrix(x, name="document embeddings", dim=self.d_in, check_finite=False)
         with np.errstate(invalid="ignore", over="ignore"):
             y = x @ self.weights  # (n, d_out)
-        require_finite(y, name="document embeddings", source=x)
-        return l2_normalize(y) if self.normalize else y
+        return self._finish(y, x, "document embeddings")
+
+    def _finish(self, y: np.ndarray, x: np.ndarray, name: str) -> np.ndarray:
+        """Normalise ``y`` and refuse non-finite rows: a NaN/Inf input makes its whole output row
+        non-finite, so the row norms (computed anyway when normalising) reveal it at no extra cost."""
+        if not self.normalize:
+            require_finite(y, name=name, source=x)
+            return y
+        y = l2_normalize(y)
+        if y.size and not np.isfinite(y[:, 0]).all():
+            require_finite(y, name=name, source=x)
+        return y
 
     # ------------------------------------------------------------------ compatibility
     def check_embedder(self, embedder: Embedder, *, check_fingerprint: bool = True) -> None:
