@@ -39,55 +39,37 @@ def main() -> None:
         return
     emb = open_embedder(None, cache_dir=CACHE)
     emb.progress = False
-    rows = []
-    for name, kw in VARIANTS.items():
-        out = train_lens(data, emb, TrainConfig(progress=False, require_significant=False, **kw))
-        rep = evaluate_lens(data, out.lens, emb, n_boot=500)
-        d = rep.uplift["accuracy"]
-        rows.append(
-            {
-                "variant": name,
-                "val_auc_start": out.summary["val_start"],
-                "val_auc_best": out.summary["val_best"],
-                "chosen_epoch": out.lens.metadata["training"]["chosen_epoch"],
-                "raw_accuracy": rep.raw["accuracy"],
-                "accuracy": rep.lens["accuracy"],
-                "delta": d.delta,
-                "ci95": list(d.ci95),
-                "roc_auc": rep.lens["roc_auc"],
-                "raw_roc_auc": rep.raw["roc_auc"],
-            }
-        )
-        print(
-            f"{name}: test accuracy {rep.raw['accuracy']:.4f} -> {rep.lens['accuracy']:.4f} (Δ {d.delta:+.4f}, "
-            f"CI [{d.ci95[0]:+.4f}, {d.ci95[1]:+.4f}]); val AUC {out.summary['val_start']:.4f} -> {out.summary['val_best']:.4f}"
-        )
-    # What a user gets with `embedlens train --search` (grid chosen on validation, significance check on).
     from embedlens.pipeline import search_train
 
-    for mode in ("query", "symmetric"):
-        out = search_train(data, emb, TrainConfig(progress=False, mode=mode))
+    def row(name: str, out) -> dict:  # noqa: ANN001 - a TrainOutcome
         rep = evaluate_lens(data, out.lens, emb, n_boot=500)
         d = rep.uplift["accuracy"]
-        lr = out.lens.metadata["training"]["lr"]
-        rows.append(
-            {
-                "variant": f"--search --mode {mode} (chose lr {lr:g})",
-                "val_auc_start": out.summary["val_start"],
-                "val_auc_best": out.summary["val_best"],
-                "chosen_epoch": out.lens.metadata["training"]["chosen_epoch"],
-                "raw_accuracy": rep.raw["accuracy"],
-                "accuracy": rep.lens["accuracy"],
-                "delta": d.delta,
-                "ci95": list(d.ci95),
-                "roc_auc": rep.lens["roc_auc"],
-                "raw_roc_auc": rep.raw["roc_auc"],
-            }
-        )
         print(
-            f"--search --mode {mode}: lr {lr:g}, test accuracy {rep.raw['accuracy']:.4f} -> {rep.lens['accuracy']:.4f} "
-            f"(Δ {d.delta:+.4f}, CI [{d.ci95[0]:+.4f}, {d.ci95[1]:+.4f}]); {out.lens.metadata['training']['reason']}"
+            f"{name}: test accuracy {rep.raw['accuracy']:.4f} -> {rep.lens['accuracy']:.4f} (Δ {d.delta:+.4f}, "
+            f"CI [{d.ci95[0]:+.4f}, {d.ci95[1]:+.4f}]); val AUC {out.summary['val_start']:.4f} -> "
+            f"{out.summary['val_best']:.4f}; {out.lens.metadata['training']['reason']}"
         )
+        return {
+            "variant": name,
+            "val_auc_start": out.summary["val_start"],
+            "val_auc_best": out.summary["val_best"],
+            "chosen_epoch": out.lens.metadata["training"]["chosen_epoch"],
+            "raw_accuracy": rep.raw["accuracy"],
+            "accuracy": rep.lens["accuracy"],
+            "delta": d.delta,
+            "ci95": list(d.ci95),
+            "roc_auc": rep.lens["roc_auc"],
+            "raw_roc_auc": rep.raw["roc_auc"],
+        }
+
+    rows = [
+        row(name, train_lens(data, emb, TrainConfig(progress=False, require_significant=False, **kw)))
+        for name, kw in VARIANTS.items()
+    ]
+    # What a user gets with `embedlens train --search` (grid chosen on validation, significance check on).
+    for mode in ("query", "symmetric"):
+        out = search_train(data, emb, TrainConfig(progress=False, mode=mode))
+        rows.append(row(f"--search --mode {mode} (chose lr {out.lens.metadata['training']['lr']:g})", out))
     save("snli_variants", {"rows": rows})
 
 

@@ -37,6 +37,13 @@ class FitResult:
     reason: str = ""
     epochs_run: int = 0
 
+    def refitted(self, weights: np.ndarray) -> FitResult:
+        """This selection with the weights of a refit on train + validation for ``best_epoch`` epochs."""
+        from dataclasses import replace
+
+        note = f"; refit on train+val for {self.best_epoch} epochs"
+        return replace(self, weights=weights, reason=self.reason + note)
+
 
 def initial_matrix(x: np.ndarray, dim: int | None) -> np.ndarray:
     """The starting matrix: identity ``(d, d)``, or the top-``dim`` principal axes ``(d, dim)`` of ``x``.

@@ -160,13 +160,6 @@ def train_pairs(
         b_t = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))
         y_t = torch.from_numpy(np.ascontiguousarray(target))
         refit = fit(init, len(a), loss_fn, val_fn, config, epochs=result.best_epoch, desc="refit")
-        result = FitResult(
-            refit.weights,
-            result.best_epoch,
-            result.best_val,
-            result.curve,
-            result.reason + f"; refit on train+val for {result.best_epoch} epochs",
-            result.epochs_run,
-        )
+        result = result.refitted(refit.weights)
         summary["refit"] = True
     return result, summary

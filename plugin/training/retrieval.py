@@ -160,14 +160,7 @@ def train_retrieval(
             on_epoch_start=mine,
             desc="refit (train + val)",
         )
-        result = FitResult(
-            refit.weights,
-            result.best_epoch,
-            result.best_val,
-            result.curve,
-            result.reason + f"; refit on train+val for {result.best_epoch} epochs",
-            result.epochs_run,
-        )
+        result = result.refitted(refit.weights)
         summary["refit"] = True
     return result, summary
 
