@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--loss", choices=["cosent", "mse"], default="cosent", help="pair objective loss")
     t.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40, early stopping)")
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 3e-4)")
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--temperature", type=float, default=None, help="retrieval softmax temperature")
     t.add_argument("--search", action="store_true", help="small grid search chosen on validation")

@@ -94,7 +94,7 @@ def fit(
     gen = torch.Generator().manual_seed(config.seed)
     w0 = torch.from_numpy(init.copy())
     w = torch.nn.Parameter(w0.clone())
-    opt = torch.optim.Adam([w], lr=config.lr if config.lr is not None else 1e-3)
+    opt = torch.optim.Adam([w], lr=config.lr)
     fixed = epochs is not None
     total = int(epochs) if epochs is not None else config.max_epochs
     curve: list[dict[str, float]] = []

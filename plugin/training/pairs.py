@@ -16,7 +16,6 @@ from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
 COSENT_SCALE = 20.0
-DEFAULT_LR = 3e-4
 
 
 def synthetic_negatives(
@@ -86,7 +85,6 @@ def train_pairs(
     import torch
     import torch.nn.functional as F
 
-    config = config.with_default_lr(DEFAULT_LR)
     val_mask = np.asarray(val_mask, dtype=bool)
     tr = np.flatnonzero(~val_mask)
     va = np.flatnonzero(val_mask)

@@ -17,8 +17,6 @@ from embedlens.stats import paired_uplift
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
-DEFAULT_LR = 1e-3
-
 
 def retrieval_ndcg10(
     w: np.ndarray, queries: np.ndarray, docs: np.ndarray, qrels: QrelsIndex, *, mode: str
@@ -53,7 +51,6 @@ def train_retrieval(
     import torch
     import torch.nn.functional as F
 
-    config = config.with_default_lr(DEFAULT_LR)
     nq, d = queries.shape
     n_docs = docs.shape[0]
     q_all = qrels.keys // n_docs
