@@ -69,6 +69,8 @@ def run_demo(
         f"{tr['val_start']:.3f} -> {tr['val_best']:.3f} (epoch {tr['chosen_epoch']}); saved to {lens_dir}"
     )
 
+    echo(f"      why this lens: {tr['reason']}")
+
     echo("[2/4] raw vs lens on the held-out test queries:")
     report = evaluate_lens(data_dir, lens, embedder, split="test", n_boot=1000)
     echo(format_report(report.to_json(), metrics=("ndcg@10", "recall@10", "mrr@10", "hit@1")))
