@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
 HERE_PLOTS = ROOT / "bench" / "plots"
 SHARED = ROOT.parent / "shared" / "data"
+#: embedding cache shared by the benchmarks (first run fills it)
+BENCH_CACHE = os.environ.get(
+    "EMBEDLENS_BENCH_CACHE", str(Path(tempfile.gettempdir()) / "embedlens-bench-cache")
+)
 sys.path.insert(0, str(ROOT))  # for tests.support (the loopback OpenAI server)
 
 

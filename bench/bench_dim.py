@@ -6,17 +6,15 @@ Run: python bench/bench_dim.py   (needs ../shared/data/beir/scifact; embeddings 
 from __future__ import annotations
 
 import os
-import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from _util import BENCH_CACHE as CACHE
 from _util import HERE_PLOTS, SHARED, save
 
 from embedlens.data import read_beir
 from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
 from embedlens.training import TrainConfig
-
-CACHE = os.environ.get("EMBEDLENS_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "embedlens-bench-cache"))
 
 
 def main() -> None:

@@ -13,9 +13,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
+from _util import BENCH_CACHE as CACHE
 from _util import SHARED, save
-
-CACHE = os.environ.get("EMBEDLENS_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "embedlens-bench-cache"))
 
 
 def llamaindex_anchor(work: Path) -> dict:

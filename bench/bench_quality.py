@@ -21,11 +21,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
+from _util import BENCH_CACHE as CACHE
 from _util import SHARED, peak_rss_mb, save
 
 from embedlens.cli import main as cli
-
-CACHE = os.environ.get("EMBEDLENS_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "embedlens-bench-cache"))
 
 
 def run(data: Path, work: Path, name: str, *extra: str) -> dict:

@@ -9,16 +9,15 @@ ships (grid chosen on validation, safeguard on). Run: python bench/bench_snli_va
 from __future__ import annotations
 
 import os
-import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from _util import BENCH_CACHE as CACHE
 from _util import SHARED, save
 
 from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
 from embedlens.training import TrainConfig
 
-CACHE = os.environ.get("EMBEDLENS_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "embedlens-bench-cache"))
 VARIANTS = {
     "query cosent lr 3e-4 (defaults)": {},
     "query cosent lr 1e-3": {"mode": "query", "lr": 1e-3},

@@ -6,12 +6,11 @@ Run: python bench/bench_train.py   (needs ../shared/data/beir/scifact; the first
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _util import SHARED, best_of, peak_rss_mb, save
+from _util import BENCH_CACHE, SHARED, best_of, peak_rss_mb, save
 
 from embedlens.data import read_beir
 from embedlens.embedders.local import SentenceTransformerEmbedder
@@ -24,9 +23,7 @@ def main() -> None:
     if not data.exists():
         print(f"skipped: {data} not found")
         return
-    cache = os.environ.get(
-        "EMBEDLENS_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "embedlens-bench-cache")
-    )
+    cache = BENCH_CACHE
     emb = open_embedder(None, cache_dir=cache)
     emb.progress = False
     ds = read_beir(data)

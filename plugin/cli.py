@@ -176,8 +176,6 @@ def _train_config(args: argparse.Namespace) -> Any:
         value = getattr(args, opt)
         if value is not None:
             setattr(cfg, attr, value)
-    if cfg.dim is not None and cfg.mode == "query":
-        raise EmbedlensInputError("--dim needs --mode symmetric (a query lens keeps the dimension)")
     return cfg
 
 

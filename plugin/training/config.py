@@ -62,6 +62,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mode is None:
             self.mode = "symmetric" if self.dim is not None else "query"
+        elif self.mode == "query" and self.dim is not None:
+            from embedlens.errors import EmbedlensInputError
+
+            msg = "--dim needs --mode symmetric (a query lens keeps the dimension)"
+            raise EmbedlensInputError(msg)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for lens metadata."""

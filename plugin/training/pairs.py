@@ -92,9 +92,6 @@ def train_pairs(
         msg = f"need at least 2 training and 2 validation pairs, got {len(tr)} and {len(va)}"
         raise ValueError(msg)
     init = initial_matrix(np.concatenate([a, b]), config.dim)
-    if config.mode == "query" and init.shape[0] != init.shape[1]:
-        msg = "a query-mode lens keeps the dimension: --dim needs --mode symmetric"
-        raise ValueError(msg)
     lab = labels.astype(np.float32)
     if config.loss == "mse":
         lo, hi = float(lab.min()), float(lab.max())

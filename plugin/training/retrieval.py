@@ -68,9 +68,6 @@ def train_retrieval(
     train_q = np.flatnonzero(~val_rows)
 
     init = initial_matrix(docs, config.dim)
-    if config.mode == "query" and init.shape[0] != init.shape[1]:
-        msg = "a query-mode lens keeps the dimension: --dim needs --mode symmetric"
-        raise ValueError(msg)
     q_t = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     d_t = torch.from_numpy(np.ascontiguousarray(docs, dtype=np.float32))
     pq_t, pd_t = torch.from_numpy(pq), torch.from_numpy(pd)
