@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from _util import BENCH_CACHE as CACHE
 from _util import HERE_PLOTS, SHARED, save
 
-from embedlens.data import read_beir
+from embedlens.datasets import read_beir
 from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
 from embedlens.training import TrainConfig
 

@@ -21,7 +21,7 @@ def llamaindex_anchor(work: Path) -> dict:
     """Run LlamaIndex's adapter in .venv-bench (if present) and score its test-query vectors here."""
     import subprocess
 
-    from embedlens.data import read_beir
+    from embedlens.datasets import read_beir
     from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
     from embedlens.pipeline import open_embedder
 

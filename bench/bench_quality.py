@@ -51,7 +51,7 @@ def cookbook_snli(seed: int = 0) -> dict:
     """The cookbook's procedure on the same SNLI split; lr chosen by training accuracy (not test)."""
     import torch
 
-    from embedlens.data import read_pairs
+    from embedlens.datasets import read_pairs
     from embedlens.evaluation.pairs import pair_cosines
     from embedlens.metrics import accuracy_at_threshold, best_threshold
     from embedlens.pipeline import open_embedder, pairs_train_test

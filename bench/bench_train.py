@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _util import BENCH_CACHE, SHARED, best_of, peak_rss_mb, save
 
-from embedlens.data import read_beir
+from embedlens.datasets import read_beir
 from embedlens.embedders.local import SentenceTransformerEmbedder
 from embedlens.pipeline import open_embedder, train_lens
 from embedlens.training import TrainConfig

@@ -16,7 +16,7 @@ import chromadb
 from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
 
 from embedlens.adapters.chroma import LensEmbeddingFunction
-from embedlens.data import read_beir
+from embedlens.datasets import read_beir
 from embedlens.demo import demo_data_dir
 from embedlens.embedders.local import default_model_path
 from embedlens.pipeline import open_embedder, train_lens

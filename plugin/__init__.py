@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from embedlens._version import __version__
 from embedlens.cache import CachedEmbedder, EmbeddingCache
-from embedlens.data import BeirDataset, PairsDataset, read_beir, read_pairs
+from embedlens.datasets import BeirDataset, PairsDataset, read_beir, read_pairs
 from embedlens.embedders import Embedder, get_embedder
 from embedlens.errors import (
     DataFormatError,

@@ -2,7 +2,7 @@
 
 1. train a lens on the dataset's training queries; 2. evaluate raw vs lens on its test queries;
 3. index the documents into an embedded Chroma collection through the adapter;
-4. answer a test question with a LangChain retriever inside a small runnable chain.
+4. answer a test question with a LangChain retriever (core only: ``InMemoryVectorStore``) in a chain.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from embedlens.data import read_beir
+from embedlens.datasets import read_beir
 
 
 def demo_data_dir() -> Path:
     """The small help-desk dataset shipped with embedlens (BEIR format)."""
-    return Path(str(resources.files("embedlens") / "data" / "demo"))
+    return Path(str(resources.files("embedlens") / "resources" / "demo"))
 
 
 def run_demo(
@@ -39,8 +39,8 @@ def run_demo(
         echo: where progress lines go (the CLI prints them).
     """
     import chromadb
-    from langchain_chroma import Chroma
     from langchain_core.runnables import RunnableLambda
+    from langchain_core.vectorstores import InMemoryVectorStore
 
     from embedlens.adapters.chroma import EmbedlensBaseFunction, LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
@@ -88,12 +88,9 @@ def run_demo(
 
     qids, qtexts = ds.split_queries("test")
     question, relevant = qtexts[0], set(ds.qrels["test"][qids[0]])
-    echo(f"[4/4] LangChain retriever over the same collection; question: {question!r}")
-    store = Chroma(
-        client=client,
-        collection_name=name,
-        embedding_function=LensEmbeddings(EmbedderEmbeddings(embedder), lens),
-    )
+    echo(f"[4/4] LangChain retriever (InMemoryVectorStore + LensEmbeddings); question: {question!r}")
+    store = InMemoryVectorStore(LensEmbeddings(EmbedderEmbeddings(embedder), lens))
+    store.add_texts(ds.corpus_texts, ids=ds.corpus_ids)
     retriever = store.as_retriever(search_kwargs={"k": 3})
 
     def fmt(docs: list) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from embedlens.cache import CachedEmbedder, EmbeddingCache
-from embedlens.data import (
+from embedlens.datasets import (
     BeirDataset,
     PairsDataset,
     is_beir_dir,

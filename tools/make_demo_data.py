@@ -4,7 +4,7 @@ A help-desk knowledge base: articles written in formal product language, questio
 way users type them. Each article has three user questions (two for training, one held out for
 test); some articles are near-duplicate distractors that no question is about.
 
-Run: python tools/make_demo_data.py  (rewrites plugin/data/demo/)
+Run: python tools/make_demo_data.py  (rewrites plugin/resources/demo/)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "plugin" / "data" / "demo"
+OUT = Path(__file__).resolve().parents[1] / "plugin" / "resources" / "demo"
 
 # (doc id, title, text, [train question, train question, test question])
 ARTICLES = [

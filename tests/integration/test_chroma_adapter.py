@@ -14,7 +14,7 @@ import pytest
 
 from embedlens import LensFormatError, load_lens
 from embedlens.adapters.chroma import LensEmbeddingFunction
-from embedlens.data import read_beir
+from embedlens.datasets import read_beir
 from embedlens.demo import demo_data_dir
 from embedlens.embedders.local import default_model_path
 

@@ -69,7 +69,7 @@ def test_scifact_default_lens_beats_anchors(scifact_report: dict[str, Any]) -> N
 @requires_shared("beir", "scifact")
 def test_metrics_agree_with_ranx(cache_dir: Path) -> None:
     ranx = pytest.importorskip("ranx")
-    from embedlens.data import read_beir
+    from embedlens.datasets import read_beir
     from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
     from embedlens.pipeline import open_embedder
 
@@ -105,7 +105,7 @@ def test_chroma_top10_equals_faiss_evaluator(tmp_path: Path, cache_dir: Path) ->
     import chromadb
 
     from embedlens.adapters.chroma import EmbedlensBaseFunction, LensEmbeddingFunction
-    from embedlens.data import read_beir
+    from embedlens.datasets import read_beir
     from embedlens.evaluation.retrieval import QrelsIndex, evaluate_retrieval
     from embedlens.pipeline import open_embedder, train_lens
     from embedlens.training import TrainConfig

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from embedlens import DataFormatError, read_beir, read_pairs
-from embedlens.data import split_pairs_by_text
+from embedlens.datasets import split_pairs_by_text
 from tests.conftest import write_beir
 
 

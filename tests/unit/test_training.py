@@ -162,7 +162,7 @@ class _Recorder:
 
 
 def test_no_test_split_text_reaches_training_pairs(tmp_path: Path) -> None:
-    from embedlens.data import read_pairs
+    from embedlens.datasets import read_pairs
     from embedlens.pipeline import open_embedder, pairs_train_test, train_lens
 
     rows = ["text_1,text_2,label"]
@@ -177,7 +177,7 @@ def test_no_test_split_text_reaches_training_pairs(tmp_path: Path) -> None:
 
 
 def test_no_test_query_reaches_training_beir(tiny_beir: Path) -> None:
-    from embedlens.data import read_beir
+    from embedlens.datasets import read_beir
     from embedlens.pipeline import open_embedder, train_lens
 
     rec = _Recorder()
