@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: venv demo test slow integration_tests lint format bench bench-env clean
+.PHONY: venv demo test slow integration_tests lint format bench bench-env clean wheel-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,19 @@ bench: venv bench-env
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-wheel build dist *.egg-info
+
+# What users install: build the wheel (isolated build), install it (not editable) into a fresh venv,
+# import every subpackage and run the demo from that install, outside the source tree.
+wheel-check: venv
+	rm -rf dist .venv-wheel
+	$(PY) -m pip wheel --no-deps -w dist . 2>&1 | tee dist.log | grep -iv "location 'file" | grep -i "warning" && { echo "wheel build printed warnings"; exit 1; } || true
+	rm -f dist.log
+	$(PYTHON) -m venv .venv-wheel
+	.venv-wheel/bin/python -m pip install -q "torch==2.13.0"
+	.venv-wheel/bin/python -m pip install -q "$$(ls dist/embedlens-*.whl)[local]"
+	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/tools/import_all.py
+	W=$$(mktemp -d) && cd /tmp && $(CURDIR)/.venv-wheel/bin/embedlens demo --workdir $$W/demo --cache $$W/cache --quiet && rm -rf $$W
 
 # Bench-only environment for the LlamaIndex anchor (its pins conflict with embedlens' openai client).
 bench-env: .venv-bench/.installed
