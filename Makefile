@@ -31,6 +31,7 @@ integration_tests: venv
 
 lint: venv
 	$(VENV)/bin/ruff check plugin adapters tests bench examples tools
+	$(VENV)/bin/ruff format --check plugin adapters tests bench examples tools
 	$(VENV)/bin/mypy plugin adapters
 
 format: venv

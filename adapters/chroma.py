@@ -29,8 +29,9 @@ from chromadb.utils.embedding_functions import (
 )
 
 from embedlens._arrays import stack_vectors
+from embedlens._secrets import refuse_secrets
 from embedlens.adapters._lenses import as_lens
-from embedlens.errors import EmbedlensInputError, LensFormatError
+from embedlens.errors import EmbedlensInputError, LensFormatError, TextsTypeError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
 __all__ = ["LensEmbeddingFunction", "EmbedlensBaseFunction", "reproject_collection"]
@@ -38,7 +39,10 @@ __all__ = ["LensEmbeddingFunction", "EmbedlensBaseFunction", "reproject_collecti
 NAME = "embedlens"
 _BASE_CACHE: dict[str, Any] = {}
 _BASE_LOCK = threading.RLock()
+# (base config, lens sha256) pairs whose probes passed the fingerprint check (strict instances only) ...
 _CHECKED: set[tuple[str, str]] = set()
+# ... and those whose probes only passed the dimension check (check_fingerprint=False).
+_DIM_CHECKED: set[tuple[str, str]] = set()
 
 
 def _config_key(config: dict[str, Any]) -> str:
@@ -62,6 +66,8 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
 
     Raises:
         LensFormatError: the lens was never saved (no path to record) or is invalid.
+        EmbedlensInputError: the base function's config holds a credential (an API key, a token, an
+            ``Authorization`` header), which Chroma would store in plain text.
         DimensionMismatchError / FingerprintMismatchError: the base function does not fit the lens.
     """
 
@@ -74,11 +80,14 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
             msg = "the Chroma adapter records the lens by path: save the lens first (lens.save(dir))"
             raise LensFormatError(msg)
         self.check_fingerprint = check_fingerprint
+        # Refuse now: Chroma swallows a failing get_config() and would store the collection without its lens.
+        _refuse_secrets(self._base_config())
         self._verify_base()
 
     def _verify_base(self) -> None:
         key = (_config_key(self._base_config()), str(self.lens.weights_sha256))
-        if key in _CHECKED:
+        # A lax instance never vouches for the pair: a later strict one must still check the fingerprint.
+        if key in _CHECKED or (not self.check_fingerprint and key in _DIM_CHECKED):
             return
         probes = stack_vectors(self.base_ef(list(PROBE_SENTENCES)), name="base embedding function")
         if probes.shape[1] != self.lens.d_in:
@@ -91,16 +100,27 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
             raise DimensionMismatchError(msg)
         if self.check_fingerprint:
             self.lens.check_fingerprint(probes, model_name=self._base_name())
-        _CHECKED.add(key)
+            _CHECKED.add(key)
+        _DIM_CHECKED.add(key)
 
     # ------------------------------------------------------------------ embedding
     def __call__(self, input: Documents) -> Embeddings:
-        """Embed documents: ``(n, doc_dim)`` float32 rows (projected by a symmetric lens)."""
+        """Embed documents: ``(n, doc_dim)`` float32 rows (projected by a symmetric lens).
+
+        Raises:
+            TextsTypeError: ``input`` is a single string (it would be embedded character by character).
+        """
+        _check_texts(input, "LensEmbeddingFunction.__call__")
         raw = stack_vectors(self.base_ef(input), name=self._base_name())
         return list(self.lens.transform_documents(raw))
 
     def embed_query(self, input: Documents) -> Embeddings:
-        """Embed query texts: always projected by the lens."""
+        """Embed query texts: always projected by the lens.
+
+        Raises:
+            TextsTypeError: ``input`` is a single string (pass ``[text]``).
+        """
+        _check_texts(input, "LensEmbeddingFunction.embed_query")
         base_query = getattr(self.base_ef, "embed_query", None)
         raw_list = base_query(input) if callable(base_query) else self.base_ef(input)
         raw = stack_vectors(raw_list, name=self._base_name())
@@ -226,23 +246,20 @@ def _model_of(base: dict[str, Any]) -> Any:
     return cfg.get("model_name", cfg.get("model"))
 
 
-_SECRET_KEYS = ("api_key", "apikey", "secret", "token", "password")
-
-
 def _refuse_secrets(obj: Any, where: str = "base config") -> None:
-    """Raise if a config would store something that looks like a secret value."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            lk = str(k).lower()
-            if any(s in lk for s in _SECRET_KEYS) and not lk.endswith(("_env_var", "_env")) and v:
-                msg = (
-                    f"refusing to store {where}.{k} in a Chroma config: pass secrets by environment variable"
-                )
-                raise EmbedlensInputError(msg)
-            _refuse_secrets(v, f"{where}.{k}")
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            _refuse_secrets(v, f"{where}[{i}]")
+    """Raise if a config would store a credential: checked by value and by whole-word name.
+
+    Raises:
+        SecretInConfigError: naming the field (never its value).
+    """
+    refuse_secrets(obj, where, store="a Chroma collection config (stored in plain text)")
+
+
+def _check_texts(texts: Any, where: str) -> None:
+    """Refuse a bare string where a list of texts is expected (it would become a list of characters)."""
+    if isinstance(texts, str | bytes):
+        msg = f"{where} takes a list of texts, got a single {type(texts).__name__}: pass [text]"
+        raise TextsTypeError(msg)
 
 
 @register_embedding_function
@@ -250,31 +267,69 @@ class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
     """A Chroma embedding function over an embedlens base model, through the embedding cache.
 
     Use it as ``base_ef`` of :class:`LensEmbeddingFunction` to share the cache with training and
-    evaluation (the offline default model by default). Its config holds the model spec and the
-    cache directory only.
+    evaluation (the offline default model by default). Its config holds the model spec, the
+    cache directory and the prompts given, only. Documents (``__call__``) and queries
+    (``embed_query``) are embedded as in training: queries through the model's query path.
 
     Args:
         model: embedder spec (see :func:`embedlens.get_embedder`); ``None`` for all-MiniLM-L6-v2.
         cache_dir: embedding cache directory; ``None`` for the default; ``""`` disables caching.
+        query_prompt / document_prompt: override a sentence-transformers model's prompts.
     """
 
-    def __init__(self, model: str | None = None, cache_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        cache_dir: str | None = None,
+        *,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+    ) -> None:
         from embedlens.pipeline import open_embedder
 
         self.model = model
         self.cache_dir = cache_dir
-        key = f"{model}|{cache_dir}"
+        self.query_prompt = query_prompt
+        self.document_prompt = document_prompt
+        key = _config_key(
+            {
+                "model": model,
+                "cache_dir": cache_dir,
+                "query_prompt": query_prompt,
+                "document_prompt": document_prompt,
+            }
+        )
         with _BASE_LOCK:
             emb = _BASE_CACHE.get(key)
             if emb is None:
-                emb = open_embedder(model, cache_dir=cache_dir or None, no_cache=cache_dir == "")
+                emb = open_embedder(
+                    model,
+                    cache_dir=cache_dir or None,
+                    no_cache=cache_dir == "",
+                    query_prompt=query_prompt,
+                    document_prompt=document_prompt,
+                )
                 emb.progress = False
                 _BASE_CACHE[key] = emb
         self.embedder = emb
 
     def __call__(self, input: Documents) -> Embeddings:
-        """Embed texts: ``(n, d)`` float32 rows."""
+        """Embed documents: ``(n, d)`` float32 rows.
+
+        Raises:
+            TextsTypeError: ``input`` is a single string (pass ``[text]``).
+        """
+        _check_texts(input, "EmbedlensBaseFunction.__call__")
         return list(self.embedder.embed(list(input)))
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        """Embed query texts through the model's query path (its query prompt): ``(n, d)`` float32 rows.
+
+        Raises:
+            TextsTypeError: ``input`` is a single string (pass ``[text]``).
+        """
+        _check_texts(input, "EmbedlensBaseFunction.embed_query")
+        return list(self.embedder.embed_queries(list(input)))
 
     @staticmethod
     def name() -> str:
@@ -286,15 +341,22 @@ class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
         return "cosine"
 
     def get_config(self) -> dict[str, Any]:
-        """``{"model_name": spec, "cache_dir": dir}``."""
-        return {"model_name": self.model or self.embedder.name, "cache_dir": self.cache_dir}
+        """``{"model_name": spec, "cache_dir": dir}``, plus the prompts when they were given."""
+        config: dict[str, Any] = {"model_name": self.model or self.embedder.name, "cache_dir": self.cache_dir}
+        for key in ("query_prompt", "document_prompt"):
+            if getattr(self, key) is not None:
+                config[key] = getattr(self, key)
+        return config
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> EmbedlensBaseFunction:
         """Rebuild (the model is loaded once per process)."""
         model = config.get("model_name")
         return EmbedlensBaseFunction(
-            None if model == "st:all-MiniLM-L6-v2" else model, config.get("cache_dir")
+            None if model == "st:all-MiniLM-L6-v2" else model,
+            config.get("cache_dir"),
+            query_prompt=config.get("query_prompt"),
+            document_prompt=config.get("document_prompt"),
         )
 
 

@@ -1,37 +1,122 @@
 """Run every benchmark in one go and rewrite BENCHMARKS.md from bench/results.json.
 
-Run: make bench   (or: python bench/run_all.py [--render-only])
+Run: make bench   (or: python bench/run_all.py [--render-only | --dry-run])
+
+Every ``bench_*.py`` next to this file is run (a script missing from :data:`SCRIPTS` is an error, so no
+section of BENCHMARKS.md goes stale unnoticed). The LlamaIndex anchor needs ``.venv-bench``: it is
+built with ``make bench-env`` when missing, and the run stops with an error if that fails. The shared
+data sets must be present (``../shared/data``); a missing one stops the run before anything is measured.
+``--dry-run`` prints the plan and the checks without running anything (exit 1 when a check fails).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+SHARED = ROOT.parent / "shared" / "data"  # as in bench/_util.py
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 SCRIPTS = [
     "bench_apply.py",
     "bench_train.py",
     "bench_quality.py",
+    "bench_llamaindex.py",  # after bench_quality: its rows join the SciFact table
+    "bench_snli_variants.py",
     "bench_dim.py",
     "bench_openai.py",
     "bench_eval_scale.py",
     "bench_project.py",
 ]
+#: data each script measures on; a script whose data is missing would print "skipped" and leave stale numbers
+DATA = {
+    "bench_train.py": ["beir/scifact"],
+    "bench_quality.py": ["beir/scifact", "pairs/stsb.csv", "snli_1.0_train_2k.csv"],
+    "bench_llamaindex.py": ["beir/scifact"],
+    "bench_snli_variants.py": ["snli_1.0_train_2k.csv"],
+    "bench_dim.py": ["beir/scifact"],
+}
 
 
-def main() -> None:
-    if "--render-only" not in sys.argv:
-        for script in SCRIPTS:
-            print(f"== {script}", flush=True)
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=ROOT)
-            print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+class BenchSetupError(SystemExit):
+    """``make bench`` cannot run every benchmark: exits non-zero with a one-line reason."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(f"run_all.py: {msg}")
+
+
+def unlisted_scripts() -> list[str]:
+    """``bench_*.py`` files next to this one that :data:`SCRIPTS` does not run."""
+    return sorted(p.name for p in HERE.glob("bench_*.py") if p.name not in SCRIPTS)
+
+
+def missing_data() -> list[str]:
+    """Shared data the scripts need that is not on disk."""
+    need = sorted({d for script in SCRIPTS for d in DATA.get(script, [])})
+    return [str(SHARED / d) for d in need if not (SHARED / d).exists()]
+
+
+def ensure_bench_env(*, dry_run: bool = False) -> None:
+    """Make sure ``.venv-bench`` (the LlamaIndex anchor's environment) exists: build it, or fail loudly.
+
+    Raises:
+        BenchSetupError: ``make bench-env`` failed or did not produce ``.venv-bench/bin/python``.
+    """
+    if BENCH_PYTHON.exists():
+        print(f"LlamaIndex environment: {BENCH_PYTHON}", flush=True)
+        return
+    if dry_run:
+        print(f"LlamaIndex environment: {BENCH_PYTHON} missing; would run `make bench-env`", flush=True)
+        return
+    print("== make bench-env (.venv-bench for the LlamaIndex anchor is missing)", flush=True)
+    try:
+        done = subprocess.run(["make", "bench-env"], cwd=ROOT, check=False)
+    except OSError as e:
+        raise BenchSetupError(f"cannot run `make bench-env` to build .venv-bench ({e})") from e
+    if done.returncode != 0 or not BENCH_PYTHON.exists():
+        raise BenchSetupError(
+            f"`make bench-env` failed (exit {done.returncode}): the LlamaIndex benchmark needs {BENCH_PYTHON}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check the set-up, run every benchmark script, then render BENCHMARKS.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--render-only", action="store_true", help="only rewrite BENCHMARKS.md")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and the checks; run nothing")
+    args = parser.parse_args(argv)
+    if args.render_only:
+        render()
+        return 0
+    problems = []
+    if unlisted_scripts():
+        problems.append(f"bench scripts that run_all.py does not run: {', '.join(unlisted_scripts())}")
+    if missing_data():
+        problems.append(f"benchmark data not found: {', '.join(missing_data())}")
+    for script in SCRIPTS:
+        print(f"{'would run' if args.dry_run else 'will run'}: {script}", flush=True)
+    if problems:
+        if args.dry_run:
+            for p in problems:
+                print(f"run_all.py: {p}", file=sys.stderr)
+            return 1
+        raise BenchSetupError("; ".join(problems))
+    ensure_bench_env(dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
+    for script in SCRIPTS:
+        print(f"== {script}", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=ROOT)
+        print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
     render()
+    return 0
 
 
 def _plots(r: dict) -> bool:
@@ -329,4 +414,4 @@ def render() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

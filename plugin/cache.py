@@ -1,6 +1,9 @@
 """Persistent, crash-safe embedding cache: a text is never embedded twice with the same model.
 
-Vectors live in one SQLite database (WAL mode) keyed by ``(model id, sha256(text))``. Each batch
+Vectors live in one SQLite database (WAL mode) keyed by ``(model identity, sha256(text))``, where
+the identity is a digest of everything that changes a vector (model files, prompts, dimensions,
+server, wrapper config) and of the side (queries are stored apart from documents when a model
+embeds them differently). Each batch
 the base model returns is committed at once, so a run killed midway keeps everything it paid for,
 and a restart asks the model only for texts not yet stored. Rows carry a CRC32 of their bytes: a
 damaged row is dropped and embedded again.
@@ -13,13 +16,14 @@ import os
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from embedlens._arrays import as_matrix
 from embedlens.embedders.base import Embedder
+from embedlens.embedders.identity import embed_queries, identity_of, query_identity_of
 from embedlens.errors import EmbedderError
 
 __all__ = ["EmbeddingCache", "CachedEmbedder", "default_cache_dir"]
@@ -32,6 +36,15 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vec BLOB NOT NULL,
     crc INTEGER NOT NULL,
     PRIMARY KEY (model, key)
+) WITHOUT ROWID
+"""
+_DIGEST_SCHEMA = """
+CREATE TABLE IF NOT EXISTS file_digests (
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (path, size, mtime_ns)
 ) WITHOUT ROWID
 """
 _CHUNK = 500  # keys per SELECT (SQLite's variable limit is 32766; keep statements small)
@@ -73,6 +86,7 @@ class EmbeddingCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_DIGEST_SCHEMA)
         self._db.commit()
         #: rows found damaged (bad length or checksum) and dropped since this cache was opened.
         self.damaged_rows = 0
@@ -117,6 +131,25 @@ class EmbeddingCache:
             )
             self._db.commit()
 
+    def get_file_digest(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The remembered sha256 of a model file at this size and mtime (see :func:`file_sha256`)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sha256 FROM file_digests WHERE path=? AND size=? AND mtime_ns=?",
+                (path, size, mtime_ns),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def put_file_digest(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        """Remember the sha256 of a model file at this size and mtime (older entries are dropped)."""
+        with self._lock:
+            self._db.execute("DELETE FROM file_digests WHERE path=?", (path,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO file_digests (path, size, mtime_ns, sha256) VALUES (?,?,?,?)",
+                (path, size, mtime_ns, sha256),
+            )
+            self._db.commit()
+
     def count(self, model: str | None = None) -> int:
         """Number of stored rows (for one model, or all)."""
         with self._lock:
@@ -144,7 +177,9 @@ class CachedEmbedder:
     """An :class:`~embedlens.embedders.base.Embedder` that consults an :class:`EmbeddingCache` first.
 
     Duplicate texts in one call are embedded once; texts already stored are not sent to the base
-    model; new vectors are committed batch by batch.
+    model; new vectors are committed batch by batch. Rows are keyed by the base's
+    :attr:`identity` (documents) and :attr:`query_identity` (queries), so two models, two
+    settings of one model, or the query and document sides of a prompted model never share rows.
 
     Args:
         base: the model to call for texts not in the cache.
@@ -153,6 +188,7 @@ class CachedEmbedder:
         progress: show a tqdm bar when more than one batch must be embedded.
 
     Attributes:
+        name: the base's human-readable name (for display and lens metadata).
         base_texts: how many texts were sent to the base model (for tests and reports).
     """
 
@@ -171,34 +207,67 @@ class CachedEmbedder:
         self.name = base.name
         self.base_texts = 0
         self._lock = threading.Lock()
+        if cache is not None and hasattr(base, "digest_memo") and base.digest_memo is None:
+            try:  # let a local model remember its file digests across runs
+                base.digest_memo = cache  # type: ignore[attr-defined]
+            except AttributeError:  # pragma: no cover - a read-only attribute
+                pass
 
     @property
     def dim(self) -> int:
         """The base model's dimension."""
         return self.base.dim
 
+    @property
+    def identity(self) -> str:
+        """The cache key of document vectors (the base's ``identity``, else its ``name``)."""
+        return identity_of(self.base)
+
+    @property
+    def query_identity(self) -> str:
+        """The cache key of query vectors (the document key when the base has no query path)."""
+        return query_identity_of(self.base)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` through the cache; returns ``(len(texts), d)`` float32.
+        """Embed ``texts`` as documents through the cache; returns ``(len(texts), d)`` float32.
 
         Raises:
             EmbedderError: when the base model returns the wrong number of vectors or a dimension
                 that differs from the cached vectors of the same model.
         """
-        texts = list(texts)
+        return self._embed(texts, self.identity, self.base.embed)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as queries (the base's query path) through the cache; ``(n, d)`` float32.
+
+        Raises:
+            EmbedderError: as :meth:`embed`.
+        """
+        key = self.query_identity
+        if key == self.identity:  # queries are embedded exactly like documents: share the rows
+            return self._embed(texts, key, self.base.embed)
+        return self._embed(texts, key, lambda batch: embed_queries(self.base, batch))
+
+    def _embed(
+        self, texts: Sequence[str], model: str, compute: Callable[[list[str]], np.ndarray]
+    ) -> np.ndarray:
+        texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         keys = [text_key(t) for t in texts]
         unique: dict[bytes, str] = dict(zip(keys, texts, strict=True))
-        found = self.cache.get_many(self.name, list(unique)) if self.cache is not None else {}
+        found = self.cache.get_many(model, list(unique)) if self.cache is not None else {}
         missing = [k for k in unique if k not in found]
 
         def run(batch: list[bytes]) -> None:
-            vecs = self.base.embed([unique[k] for k in batch])
-            if vecs.shape[0] != len(batch):
-                msg = f"{self.name} returned {vecs.shape[0]} vectors for {len(batch)} texts"
+            vecs = np.asarray(compute([unique[k] for k in batch]), dtype=np.float32)
+            if vecs.ndim != 2 or vecs.shape[0] != len(batch):
+                msg = (
+                    f"{self.name} returned {vecs.shape[0] if vecs.ndim else 0} vectors for {len(batch)} texts"
+                )
                 raise EmbedderError(msg)
             if self.cache is not None:  # commit each batch as soon as it is paid for
-                self.cache.put_many(self.name, batch, vecs)
+                self.cache.put_many(model, batch, vecs)
             with self._lock:
                 self.base_texts += len(batch)
                 found.update(zip(batch, vecs, strict=True))
@@ -219,11 +288,24 @@ class CachedEmbedder:
             raise EmbedderError(msg)
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
-    def missing(self, texts: Sequence[str]) -> list[str]:
-        """The distinct texts of ``texts`` not yet in the cache (what a run would pay for)."""
-        unique = {text_key(t): t for t in texts}
-        found = self.cache.get_many(self.name, list(unique)) if self.cache is not None else {}
-        return [t for k, t in unique.items() if k not in found]
+    def missing(self, texts: Sequence[str], queries: Sequence[str] = ()) -> list[str]:
+        """The distinct texts not yet in the cache (what a run would pay for).
+
+        Args:
+            texts: texts to embed as documents.
+            queries: texts to embed as queries (stored apart when the base embeds them differently).
+        """
+        docs = [texts] if isinstance(texts, str) else list(texts)
+        qs = [queries] if isinstance(queries, str) else list(queries)
+        sides = {self.identity: docs}
+        if qs:
+            sides[self.query_identity] = sides.get(self.query_identity, []) + qs
+        out: list[str] = []
+        for model, group in sides.items():
+            unique = {text_key(t): t for t in group}
+            found = self.cache.get_many(model, list(unique)) if self.cache is not None else {}
+            out.extend(t for k, t in unique.items() if k not in found)
+        return out
 
     def _batches(self, keys: list[bytes]) -> Iterable[list[bytes]]:
         chunks = [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from embedlens.errors import EmbedlensInputError
 
@@ -23,23 +25,109 @@ def _out(text: str = "") -> None:
     sys.stdout.flush()
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the option (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        one_line = " ".join(message.split())
+        self.exit(EXIT_USAGE, f"embedlens: error: {one_line} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _model_spec(text: str) -> str:
+    if text.startswith("openai:"):
+        from embedlens.embedders import parse_openai_spec
+
+        try:
+            parse_openai_spec(text)
+        except EmbedlensInputError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix("--model ")) from None
+    elif not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _quiet() -> None:
+    """``--quiet``: nothing but the result and errors, so silence progress bars, library logs and warnings.
+
+    Set before the model libraries are imported (they read the environment then), and applied to
+    them as well when they already are.
+    """
+    import logging
+    import warnings
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
+    warnings.filterwarnings("ignore")
+    for name in ("sentence_transformers", "transformers", "huggingface_hub", "chromadb", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" in sys.modules:
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+        except Exception:  # noqa: BLE001 - best effort: an old transformers lacks these
+            pass
+    if "huggingface_hub" in sys.modules:
+        try:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", metavar="DIR", help="embedding cache directory (default: user cache dir)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--debug", action="store_true", help="print full tracebacks")
+    p.add_argument("--quiet", action="store_true", help="print only the result and errors (no progress bars)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept separate so tests and docs can inspect it)."""
-    parser = argparse.ArgumentParser(
-        prog="embedlens", description="Customize frozen embeddings with a trained lens."
-    )
+    parser = _Parser(prog="embedlens", description="Customize frozen embeddings with a trained lens.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a lens on a BEIR directory or a pairs file")
     t.add_argument("--data", required=True, help="BEIR directory (qrels/train.tsv) or pairs CSV/JSONL")
     t.add_argument("--out", required=True, metavar="LENS_DIR", help="where to write the lens directory")
+    t.add_argument(
+        "--force", action="store_true", help="replace an existing lens directory at --out (and nothing else)"
+    )
     t.add_argument("--objective", choices=["pairs", "retrieval"], help="default: by data kind")
     t.add_argument(
         "--mode",
@@ -47,16 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: query (only queries projected, no re-indexing); symmetric with --dim",
     )
-    t.add_argument("--dim", type=int, metavar="K", help="output dimension (symmetric mode only)")
+    t.add_argument("--dim", type=_positive_int, metavar="K", help="output dimension (symmetric mode only)")
     t.add_argument(
-        "--model", metavar="NAME_OR_PATH", help="base model (default all-MiniLM-L6-v2; openai:MODEL)"
+        "--model",
+        type=_model_spec,
+        metavar="NAME_OR_PATH",
+        help="base model (default all-MiniLM-L6-v2; openai:MODEL[@DIMS])",
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_nonneg_int, default=0)
     t.add_argument("--loss", choices=["cosent", "mse"], default="cosent", help="pair objective loss")
-    t.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40, early stopping)")
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 3e-4)")
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--temperature", type=float, default=None, help="retrieval softmax temperature")
+    t.add_argument(
+        "--epochs", type=_positive_int, default=None, help="maximum epochs (default 40, early stopping)"
+    )
+    t.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 3e-4)")
+    t.add_argument("--batch-size", type=_positive_int, default=None)
+    t.add_argument("--temperature", type=_positive_float, default=None, help="retrieval softmax temperature")
     t.add_argument("--search", action="store_true", help="small grid search chosen on validation")
     t.add_argument(
         "--no-refit",
@@ -70,7 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="ship the best validation epoch even when its gain over the start is not significant",
     )
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument(
         "--dry-run",
         action="store_true",
@@ -84,8 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test")
     e.add_argument("--json", metavar="OUT", help="write the report as JSON")
     e.add_argument("--plots", metavar="DIR", help="write PNG plots here")
+    e.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --json report and our own PNG files in --plots (and nothing else)",
+    )
     e.add_argument("--index", choices=["flat", "hnsw", "ivf"], default="flat")
-    e.add_argument("--model", metavar="NAME_OR_PATH", help="base model (default: the lens's)")
+    e.add_argument(
+        "--model", type=_model_spec, metavar="NAME_OR_PATH", help="base model (default: the lens's)"
+    )
     e.add_argument(
         "--no-fingerprint-check",
         action="store_true",
@@ -97,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("lens", metavar="LENS_DIR")
     i.add_argument("--json", action="store_true", help="print lens.json as is")
     i.add_argument("--debug", action="store_true")
+    i.add_argument("--quiet", action="store_true", help="print only the result and errors")
 
     d = sub.add_parser("demo", help="train, evaluate, index into Chroma, answer through LangChain (offline)")
     d.add_argument("--data", help="a BEIR directory (default: the small dataset shipped with embedlens)")
@@ -107,17 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     pj.add_argument("--lens", required=True, metavar="LENS_DIR")
     pj.add_argument("--input", required=True, help=".npy file, shape (n, d_in) float32")
     pj.add_argument("--output", required=True, help=".npy file to write (atomically)")
+    pj.add_argument(
+        "--force", action="store_true", help="replace an existing --output .npy written by project"
+    )
     pj.add_argument("--side", choices=["documents", "queries"], default="documents")
-    pj.add_argument("--batch-size", type=int, default=65536)
+    pj.add_argument("--batch-size", type=_positive_int, default=65536)
     pj.add_argument("--debug", action="store_true")
+    pj.add_argument("--quiet", action="store_true", help="print only the result and errors")
 
     r = sub.add_parser("reproject", help="copy a Chroma collection's vectors through a symmetric lens")
     r.add_argument("--path", required=True, help="Chroma PersistentClient directory")
     r.add_argument("--source", required=True, help="source collection name")
     r.add_argument("--target", required=True, help="target collection name")
     r.add_argument("--lens", required=True, metavar="LENS_DIR")
-    r.add_argument("--batch-size", type=int, default=1000)
+    r.add_argument("--batch-size", type=_positive_int, default=1000)
     r.add_argument("--debug", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="print only the result and errors")
     return parser
 
 
@@ -134,17 +239,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: 2 on bad usage, 0 on --help
         return int(e.code or 0)
+    if getattr(args, "quiet", False):
+        _quiet()
     try:
         return int(_COMMANDS[args.command](args) or 0)
     except KeyboardInterrupt:
         sys.stderr.write("embedlens: interrupted\n")
         return EXIT_FAIL
     except Exception as e:  # noqa: BLE001 - the CLI turns every failure into one line
+        from embedlens._secrets import redact  # last line of defence: no key in any message
+
         if getattr(args, "debug", False):
             import traceback
 
-            traceback.print_exc()
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            sys.stderr.write(redact(traceback.format_exc()))
+        text = redact(str(e))
+        msg = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
         sys.stderr.write(f"embedlens: error: {msg}\n")
         return EXIT_USAGE if isinstance(e, EmbedlensInputError | FileNotFoundError) else EXIT_FAIL
 
@@ -158,7 +268,18 @@ def _embedder(args: argparse.Namespace, model: str | None) -> Any:
 def _train_config(args: argparse.Namespace) -> Any:
     from embedlens.training import TrainConfig
 
-    cfg = TrainConfig(
+    given = {
+        attr: getattr(args, opt)
+        for opt, attr in (
+            ("epochs", "max_epochs"),
+            ("lr", "lr"),
+            ("batch_size", "batch_size"),
+            ("temperature", "temperature"),
+        )
+        if getattr(args, opt) is not None
+    }
+    # everything through the constructor, so that TrainConfig validates every value
+    return TrainConfig(
         mode=args.mode,
         dim=args.dim,
         seed=args.seed,
@@ -166,29 +287,68 @@ def _train_config(args: argparse.Namespace) -> Any:
         refit=args.refit,
         require_significant=args.require_significant,
         progress=not args.quiet,
+        **given,
     )
-    for opt, attr in (
-        ("epochs", "max_epochs"),
-        ("lr", "lr"),
-        ("batch_size", "batch_size"),
-        ("temperature", "temperature"),
-    ):
-        value = getattr(args, opt)
-        if value is not None:
-            setattr(cfg, attr, value)
-    return cfg
+
+
+def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any = None) -> None:
+    """Read and check the data (and the split) a command will use, before any model loads.
+
+    Args:
+        data: the BEIR directory or pairs file.
+        split: the split to evaluate (``train`` passes ``"test"``: training reads both halves of a pairs
+            file).
+        objective: ``--objective`` of ``train``.
+        cfg: the training options (``train``): the data must leave rows on both sides of the validation split.
+
+    Raises:
+        EmbedlensInputError: the data is malformed, lacks the split, is too small, or does not fit
+            ``objective``.
+    """
+    from embedlens.datasets import BeirDataset, split_pairs_by_text
+    from embedlens.pipeline import _with_negatives, load_data, pairs_train_test
+
+    if not data.exists():
+        raise EmbedlensInputError(f"{data}: no such file or directory")
+    ds = load_data(data)
+    if isinstance(ds, BeirDataset):
+        if objective not in (None, "retrieval"):
+            raise EmbedlensInputError(f"{data}: a BEIR directory trains with --objective retrieval")
+        ids, _ = ds.split_queries("train" if cfg is not None else split)
+        if cfg is not None and max(1, int(round(cfg.val_fraction * len(ids)))) >= len(ids):
+            msg = f"{data}: qrels/train.tsv judges {len(ids)} queries, too few to hold any out for validation"
+            raise EmbedlensInputError(msg)
+        return
+    if objective not in (None, "pairs"):
+        raise EmbedlensInputError(f"{data}: a pairs file trains with --objective pairs")
+    train, _, _ = pairs_train_test(ds, split)
+    if cfg is not None:  # the same division as training does, to fail now rather than after the model loads
+        fit, val = split_pairs_by_text(train, test_fraction=cfg.val_fraction, seed=cfg.seed)
+        n_fit = len(_with_negatives(train.subset(fit), cfg.seed, cfg.negatives_ratio)[0])
+        n_val = len(_with_negatives(train.subset(val), cfg.seed + 1, cfg.negatives_ratio)[0])
+        if n_fit < 2 or n_val < 2:
+            msg = (
+                f"{data}: too few training pairs: {n_fit} to fit and {n_val} to validate on "
+                "(at least 2 each are needed)"
+            )
+            raise EmbedlensInputError(msg)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``embedlens train``."""
+    from embedlens._outputs import guard_lens_dir
     from embedlens.pipeline import search_train, train_lens
     from embedlens.plots import plot_validation_curve
 
     data = Path(args.data)
-    if not data.exists():
-        raise EmbedlensInputError(f"{data}: no such file or directory")
+    guard_lens_dir(args.out, option="--out", inputs=_input_paths(args), force=args.force)  # before any work
+    cfg = _train_config(args)  # options, then data, then the model (slow to load)
+    _check_data(data, "test", args.objective, cfg)
     embedder = _embedder(args, args.model)
-    cfg = _train_config(args)
+    if cfg.dim is not None and not (args.dry_run and embedder.name.startswith("openai:")):
+        if cfg.dim > embedder.dim:
+            msg = f"--dim {cfg.dim} is above the base model's dimension ({embedder.dim} for {embedder.name})"
+            raise EmbedlensInputError(msg)
     if args.dry_run or embedder.name.startswith("openai:"):
         from embedlens.embedders.openai import estimate_cost
         from embedlens.pipeline import training_texts
@@ -197,18 +357,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = getattr(embedder.base, "model", embedder.name)
         cost = estimate_cost(todo, model)
         usd = "unknown price" if cost["usd"] is None else f"about US${cost['usd']:.4f}"
-        _out(
-            f"to embed: {cost['texts']} texts not in the cache, ~{cost['tokens']} tokens, {usd} with {embedder.name}"
-        )
+        if args.dry_run or not args.quiet:
+            _out(
+                f"to embed: {cost['texts']} texts not in the cache, ~{cost['tokens']} tokens, "
+                f"{usd} with {embedder.name}"
+            )
         if args.dry_run:
             return EXIT_OK
-    _out(f"training a {cfg.mode} lens on {data} with {embedder.name} ({embedder.dim}-d)")
+    if not args.quiet:
+        _out(f"training a {cfg.mode} lens on {data} with {embedder.name} ({embedder.dim}-d)")
     outcome = (
         search_train(data, embedder, cfg, args.objective)
         if args.search
         else train_lens(data, embedder, cfg, objective=args.objective)
     )
-    out = outcome.lens.save(args.out)
+    out = outcome.lens.save(args.out, overwrite=args.force)
     tr = outcome.lens.metadata["training"]
     png = plot_validation_curve(
         outcome.curve, out / "validation_curve.png", metric=tr["val_metric"], chosen=tr["chosen_epoch"]
@@ -229,10 +392,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from embedlens.pipeline import evaluate_lens
     from embedlens.report import format_report
 
+    _guard_evaluate_outputs(args)  # before any work
     lens = load_lens(args.lens)
     data = Path(args.data)
-    if not data.exists():
-        raise EmbedlensInputError(f"{data}: no such file or directory")
+    _check_data(data, args.split)  # the lens and the data, then the model (slow to load)
     embedder = _embedder(args, args.model or lens.base_model)
     report = evaluate_lens(
         data,
@@ -246,20 +409,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     js["info"]["lens"] = str(Path(args.lens))
     _out(f"{data} [{args.split}] with {embedder.name}; lens {lens.mode} {lens.d_in}->{lens.d_out}")
     _out(format_report(js))
+    _guard_evaluate_outputs(args)  # again: nothing foreign may have appeared meanwhile
     if args.plots:
         _write_plots(report, Path(args.plots))
         _out(f"plots written to {args.plots}")
     if args.json:
-        atomic_write_json(args.json, js)
+        from embedlens._outputs import REPORT_FORMAT
+
+        atomic_write_json(args.json, {"format": REPORT_FORMAT, **js})  # the marker --force looks for
         _out(f"report written to {args.json}")
     return EXIT_OK
+
+
+def _input_paths(args: argparse.Namespace) -> dict[str, str | None]:
+    """The paths a command reads (its outputs may not be, lie inside, or contain any of them)."""
+    model = getattr(args, "model", None)
+    return {
+        "--data": getattr(args, "data", None),
+        "--lens": getattr(args, "lens", None),
+        "--cache": getattr(args, "cache", None),
+        "--model": model if model and Path(model).exists() else None,  # a local model directory
+    }
+
+
+def _plot_name(data: str) -> str:
+    """The one PNG ``evaluate --plots`` writes: cosine histograms for a pairs file, metric@k for BEIR."""
+    return "metric_at_k.png" if Path(data).is_dir() else "cosine_histograms.png"
+
+
+def _guard_evaluate_outputs(args: argparse.Namespace) -> None:
+    """Refuse ``--json``/``--plots`` targets that overlap an input or are not ours (``--force`` to replace ours)."""
+    from embedlens._outputs import OutputRefusedError, guard_file, guard_plots_dir, report_problem
+
+    inputs = _input_paths(args)
+    if args.json:
+        guard_file(args.json, option="--json", ours=report_problem, inputs=inputs, force=args.force)
+    if args.plots:
+        png = _plot_name(args.data)
+        guard_plots_dir(args.plots, [png], inputs=inputs, force=args.force)
+        if args.json and Path(args.json).resolve() == (Path(args.plots) / png).resolve():
+            raise OutputRefusedError(f"--json {args.json}: is the --plots file {png}; give another path")
 
 
 def _write_plots(report: Any, folder: Path) -> None:
     from embedlens.evaluation.pairs import PairReport
     from embedlens.plots import plot_cosine_histograms, plot_metric_at_k
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)  # checked by _guard_evaluate_outputs; files written atomically
     if isinstance(report, PairReport):
         plot_cosine_histograms(
             report.cos_raw, report.cos_lens, report.labels, folder / "cosine_histograms.png"
@@ -270,12 +466,13 @@ def _write_plots(report: Any, folder: Path) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``embedlens info``: verifies the lens, then prints its metadata."""
+    from embedlens._atomic import strict_json_dumps
     from embedlens.lens import CONFIG_FILE, load_lens
     from embedlens.report import format_lens_info
 
-    load_lens(args.lens)  # verify checksum/format before printing anything
+    load_lens(args.lens)  # verify checksum/format (and the file size) before printing anything
     cfg = json.loads((Path(args.lens) / CONFIG_FILE).read_text())
-    _out(json.dumps(cfg, indent=2) if args.json else format_lens_info(cfg))
+    _out(strict_json_dumps(cfg).rstrip("\n") if args.json else format_lens_info(cfg))
     return EXIT_OK
 
 
@@ -304,11 +501,21 @@ def cmd_reproject(args: argparse.Namespace) -> int:
 
 def cmd_project(args: argparse.Namespace) -> int:
     """``embedlens project``."""
+    from embedlens._outputs import guard_file, npy_problem
     from embedlens.lens import load_lens
     from embedlens.project import project_npy
 
+    if args.batch_size < 1:  # every option before any work
+        raise EmbedlensInputError(f"--batch-size must be an integer >= 1, got {args.batch_size}")
+    inputs = {"--input": args.input, "--lens": args.lens}
+    guard_file(args.output, option="--output", ours=npy_problem, inputs=inputs, force=args.force)
     out = project_npy(
-        args.input, args.output, load_lens(args.lens), side=args.side, batch_size=args.batch_size
+        args.input,
+        args.output,
+        load_lens(args.lens),
+        side=args.side,
+        batch_size=args.batch_size,
+        overwrite=args.force,
     )
     _out(f"projected {args.input} -> {out}")
     return EXIT_OK

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,50 @@ _SNLI_LABELS = {"entailment": 1.0, "contradiction": -1.0}
 def _err(path: Path, line: int | None, why: str) -> DataFormatError:
     where = f"{path}:{line}" if line is not None else str(path)
     return DataFormatError(f"{where}: {why}")
+
+
+#: the largest CSV field accepted (a C long everywhere, so no OverflowError on any platform).
+_CSV_FIELD_LIMIT = 2**31 - 1
+
+
+def _allow_long_csv_fields() -> None:
+    """Raise the csv module's field limit (131,072 characters by default) so long texts read as in JSONL.
+
+    The limit is only ever raised, never lowered, so concurrent readers cannot undo each other.
+    """
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+
+
+def _first_bad_utf8_line(p: Path) -> int:
+    """The 1-based line of the first byte sequence in ``p`` that is not valid UTF-8 (read in bounded chunks)."""
+    line, tail = 1, b""
+    with p.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            buf = tail + chunk
+            try:
+                buf.decode("utf-8")
+            except UnicodeDecodeError as e:
+                if not (e.end == len(buf) and e.reason == "unexpected end of data"):
+                    return line + buf.count(b"\n", 0, e.start)
+                # a multi-byte character cut by the chunk boundary: decide with the next chunk
+                line += buf.count(b"\n", 0, e.start)
+                tail = buf[e.start :]
+                continue
+            line += buf.count(b"\n")
+            tail = b""
+    return line
+
+
+_BINARY = "contains a NUL byte: a binary file, not CSV text"
+
+
+def _not_utf8(p: Path) -> DataFormatError:
+    return _err(
+        p,
+        _first_bad_utf8_line(p),
+        "not UTF-8 text (a binary file, or another encoding such as Latin-1: save it as UTF-8)",
+    )
 
 
 # --------------------------------------------------------------------------- pairs
@@ -160,28 +205,42 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
 
 
 def _read_csv_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with p.open(newline="", encoding="utf-8") as f:
+    _allow_long_csv_fields()
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that would stick to the first column name
+    with p.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None:
-            raise _err(p, 1, "empty file (no header)")
-        for row in reader:
-            if None in row:
-                raise _err(p, reader.line_num, "more fields than the header has")
-            yield reader.line_num, row
+        try:
+            if reader.fieldnames is None:
+                raise _err(p, 1, "empty file (no header)")
+            if any("\0" in name for name in reader.fieldnames):
+                raise _err(p, reader.line_num, _BINARY)
+            for row in reader:
+                if None in row:
+                    raise _err(p, reader.line_num, "more fields than the header has")
+                if any("\0" in v for v in row.values() if isinstance(v, str)):
+                    raise _err(p, reader.line_num, _BINARY)
+                yield reader.line_num, row
+        except UnicodeDecodeError:
+            raise _not_utf8(p) from None
+        except csv.Error as e:
+            raise _err(p, max(reader.line_num, 1), f"not a readable CSV text file ({e})") from None
 
 
 def _read_jsonl_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with p.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise _err(p, line_no, f"invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise _err(p, line_no, "expected a JSON object")
-            yield line_no, row
+    with p.open(encoding="utf-8-sig") as f:
+        try:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise _err(p, line_no, f"invalid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise _err(p, line_no, "expected a JSON object")
+                yield line_no, row
+        except UnicodeDecodeError:
+            raise _not_utf8(p) from None
 
 
 def split_pairs_by_text(
@@ -259,12 +318,24 @@ class BeirDataset:
         """``(query ids, query texts)`` of the queries judged in ``split``, in qrels order.
 
         Raises:
-            DataFormatError: when the split has no qrels file.
+            DataFormatError: when the split has no qrels file, the file has no judgement (header only)
+                or no positive one (every score 0): nothing to train on or to measure.
         """
         if split not in self.qrels:
             have = sorted(self.qrels)
             raise _err(Path(self.root) / "qrels", None, f"no qrels/{split}.tsv (found {have})")
-        ids = list(self.qrels[split])
+        qrels = self.qrels[split]
+        if not qrels:
+            raise _err(
+                Path(self.root) / "qrels" / f"{split}.tsv", None, "no judgement (empty or header only)"
+            )
+        if not any(g > 0 for rel in qrels.values() for g in rel.values()):
+            raise _err(
+                Path(self.root) / "qrels" / f"{split}.tsv",
+                None,
+                "no positive judgement (every score is 0 or less): nothing relevant to train on or measure",
+            )
+        ids = list(qrels)
         return ids, [self.queries[q] for q in ids]
 
     def summary(self) -> dict[str, Any]:
@@ -341,23 +412,28 @@ def _id_of(p: Path, line: int, row: dict[str, Any], seen: set[str]) -> str:
 
 def _read_qrels(p: Path, docs: set[str], queries: dict[str, str]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    with p.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            parts = line.rstrip("\n").split("\t")
-            if line_no == 1 and parts[0] == "query-id":
-                continue
-            if not line.strip():
-                continue
-            if len(parts) != 3:
-                raise _err(p, line_no, f"expected 3 tab-separated fields, got {len(parts)}")
-            qid, did, score = parts
-            try:
-                rel = int(float(score))
-            except ValueError:
-                raise _err(p, line_no, f"score {score!r} is not a number") from None
-            if qid not in queries:
-                raise _err(p, line_no, f"query id {qid!r} is not in queries.jsonl")
-            if did not in docs:
-                raise _err(p, line_no, f"corpus id {did!r} is not in corpus.jsonl")
-            out.setdefault(qid, {})[did] = rel
+    with p.open(encoding="utf-8-sig") as f:
+        try:
+            for line_no, line in enumerate(f, 1):
+                parts = line.rstrip("\r\n").split("\t")
+                if line_no == 1 and parts[0] == "query-id":
+                    continue
+                if not line.strip():
+                    continue
+                if len(parts) != 3:
+                    raise _err(p, line_no, f"expected 3 tab-separated fields, got {len(parts)}")
+                qid, did, score = parts
+                try:
+                    value = float(score)
+                except ValueError:
+                    raise _err(p, line_no, f"score {score!r} is not a number") from None
+                if not math.isfinite(value):
+                    raise _err(p, line_no, f"score {score!r} is not a finite number")
+                if qid not in queries:
+                    raise _err(p, line_no, f"query id {qid!r} is not in queries.jsonl")
+                if did not in docs:
+                    raise _err(p, line_no, f"corpus id {did!r} is not in corpus.jsonl")
+                out.setdefault(qid, {})[did] = int(value)
+        except UnicodeDecodeError:
+            raise _not_utf8(p) from None
     return out

@@ -33,11 +33,22 @@ def run_demo(
 
     Args:
         data: a BEIR directory (default: :func:`demo_data_dir`).
-        workdir: where the lens and the Chroma database go (default: a temp directory).
+        workdir: where the lens and the Chroma database go (default: a temp directory). It must be
+            new, empty, or a previous demo's work directory (marked by a ``.embedlens-demo`` file):
+            only then are its ``lens/`` and ``chroma/`` ours to replace.
         cache_dir: embedding cache directory.
         no_cache: skip the embedding cache.
         echo: where progress lines go (the CLI prints them).
+
+    Raises:
+        EmbedlensInputError: ``workdir`` holds anything else, or overlaps ``data`` (nothing is written).
     """
+    from embedlens._outputs import prepare_demo_workdir
+
+    data_dir = Path(data) if data is not None else demo_data_dir()
+    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="embedlens-demo-"))
+    work = prepare_demo_workdir(work, inputs={"--data": data_dir})
+
     import chromadb
     from langchain_core.runnables import RunnableLambda
     from langchain_core.vectorstores import InMemoryVectorStore
@@ -48,9 +59,6 @@ def run_demo(
     from embedlens.report import format_report
     from embedlens.training import TrainConfig
 
-    data_dir = Path(data) if data is not None else demo_data_dir()
-    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="embedlens-demo-"))
-    work.mkdir(parents=True, exist_ok=True)
     cache_arg = "" if no_cache else (str(cache_dir) if cache_dir is not None else None)
     embedder = open_embedder(None, cache_dir=cache_dir, no_cache=no_cache)
     ds = read_beir(data_dir)

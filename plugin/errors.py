@@ -29,3 +29,7 @@ class DataFormatError(EmbedlensInputError):
 
 class EmbedderError(RuntimeError):
     """A base embedding model failed or returned something unusable."""
+
+
+class TextsTypeError(EmbedlensInputError, TypeError):
+    """A single string was passed where a list of texts is expected (it would be embedded per character)."""

@@ -11,6 +11,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,9 +19,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from embedlens._arrays import as_matrix, l2_normalize, require_finite
-from embedlens._atomic import atomic_write_dir
+from embedlens._atomic import atomic_write_dir, strict_json_dumps
 from embedlens._version import __version__
-from embedlens.errors import DimensionMismatchError, FingerprintMismatchError, LensFormatError
+from embedlens.errors import (
+    DimensionMismatchError,
+    EmbedlensInputError,
+    FingerprintMismatchError,
+    LensFormatError,
+)
 
 if TYPE_CHECKING:
     from embedlens.embedders.base import Embedder
@@ -43,6 +49,35 @@ PROBE_SENTENCES: tuple[str, ...] = (
 )
 #: Minimum cosine between stored and fresh probe embeddings for the model to count as the same.
 FINGERPRINT_MIN_COSINE = 0.995
+#: Bounds on the norm of W (Frobenius, computed in float64). Above the maximum, projecting an embedding
+#: of norm up to 1e7 may overflow float32 (the squared norm of the product exceeds 3.4e38); below the
+#: minimum, projected vectors vanish under the normalisation's epsilon. No trained lens comes near either.
+MIN_WEIGHTS_NORM = 1e-6
+MAX_WEIGHTS_NORM = 1e12
+#: Largest ``lens.json`` read, and room allowed in the weights file beyond W and the fingerprint.
+MAX_CONFIG_BYTES = 64 << 20
+WEIGHTS_HEADER_ALLOWANCE = 1 << 20
+#: Most fingerprint rows a weights file may hold (the probe set has len(PROBE_SENTENCES)).
+MAX_FINGERPRINT_ROWS = 64
+
+
+def weights_problem(w: np.ndarray) -> str | None:
+    """Why the float32 matrix ``w`` cannot serve as a lens (all zero, or a scale that breaks float32
+    arithmetic), or None when it can. NaN/Inf are checked separately."""
+    if not w.size or not np.any(w):
+        return "W is all zero: the lens would map every embedding to the zero vector (a degenerate lens)"
+    norm = float(np.sqrt(np.sum(np.square(w, dtype=np.float64))))
+    if norm > MAX_WEIGHTS_NORM:
+        return (
+            f"W's scale is too large (norm {norm:.3g} > {MAX_WEIGHTS_NORM:.0g}): projected embeddings "
+            f"would overflow float32; the lens is corrupt or its training diverged"
+        )
+    if norm < MIN_WEIGHTS_NORM:
+        return (
+            f"W's scale is too small (norm {norm:.3g} < {MIN_WEIGHTS_NORM:.0g}): projected embeddings "
+            f"would vanish to zero; the lens is degenerate"
+        )
+    return None
 
 
 def compute_fingerprint(embedder: Embedder) -> np.ndarray:
@@ -62,8 +97,9 @@ class Lens:
         fingerprint: ``(p, d_in)`` embeddings of :data:`PROBE_SENTENCES` by the base model, or None.
 
     Raises:
-        ValueError: on a bad mode, a non-2-d or non-finite matrix, or a query lens with
-            ``d_out != d_in``.
+        ValueError: on a bad mode, a non-2-d or non-finite matrix, a degenerate matrix (all zero, or
+            a norm outside [:data:`MIN_WEIGHTS_NORM`, :data:`MAX_WEIGHTS_NORM`] where float32
+            products overflow or vanish), or a query lens with ``d_out != d_in``.
 
     Example:
         >>> lens = Lens.identity(4)
@@ -84,6 +120,9 @@ class Lens:
             msg = f"mode must be one of {_MODES}, got {mode!r}"
             raise ValueError(msg)
         w = as_matrix(weights, name="lens weights W")
+        why = weights_problem(w)
+        if why is not None:
+            raise EmbedlensInputError(f"lens weights: {why}")
         if mode == "query" and w.shape[0] != w.shape[1]:
             msg = (
                 f"a query-mode lens must keep the dimension (documents stay raw), but W has shape "
@@ -237,13 +276,34 @@ class Lens:
             "metadata": self.metadata,
         }
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
         """Write the lens directory atomically (a crash leaves the previous version, never half a lens).
+
+        ``path`` may be missing or an empty directory. An existing *lens* directory (a ``lens.json``
+        of this format and nothing but the lens's own files) is replaced when ``overwrite`` is true,
+        the default; anything else there (a file, a link, a directory holding other files) is refused
+        and left untouched. ``lens.json`` is strict JSON: non-finite metadata floats are written as
+        ``null``. Files and the directory get the permissions of a plain ``mkdir``/``open`` (umask).
+
+        Args:
+            path: the lens directory.
+            overwrite: replace an existing lens directory (False refuses it as well).
 
         Returns:
             The directory path.
+
+        Raises:
+            EmbedlensInputError: (``OutputRefusedError``) ``path`` holds something that is not a lens,
+                or holds a lens and ``overwrite`` is False.
         """
         from safetensors.numpy import save
+
+        from embedlens._outputs import guard_lens_dir
+
+        def check(target: str | os.PathLike[str]) -> None:
+            guard_lens_dir(target, option="lens directory", force=overwrite, force_hint="overwrite=True")
+
+        check(path)
 
         tensors = {"W": self.weights}
         if self.fingerprint is not None:
@@ -259,9 +319,9 @@ class Lens:
 
         def fill(tmp: Path) -> None:
             (tmp / WEIGHTS_FILE).write_bytes(blob)
-            (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+            (tmp / CONFIG_FILE).write_text(strict_json_dumps(cfg))
 
-        out = atomic_write_dir(path, fill)
+        out = atomic_write_dir(path, fill, check=check)
         self.weights_sha256, self.path = cfg["weights_sha256"], out.resolve()
         return out
 
@@ -281,25 +341,66 @@ def _fail(path: Path, why: str) -> LensFormatError:
     return LensFormatError(f"{path}: {why}")
 
 
+def _read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """Read a regular file of at most ``limit`` bytes; refuse devices, FIFOs and larger files unread.
+
+    Raises:
+        LensFormatError: naming ``path``: missing, not a regular file, too large, or unreadable.
+    """
+    try:
+        st = os.stat(path)  # follows a symlink: its target is what would be read
+    except FileNotFoundError as e:
+        raise _fail(path, f"{what} missing") from e
+    except OSError as e:
+        raise _fail(path, f"{what} cannot be read ({e.strerror})") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(path, f"{what} is not a regular file")
+    if st.st_size > limit:
+        raise _fail(path, f"{what} is {st.st_size} bytes, more than the {limit} this lens can need")
+    try:
+        # O_NONBLOCK: a file swapped for a FIFO after the stat cannot block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise _fail(path, f"{what} cannot be read ({e.strerror})") from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise _fail(path, f"{what} is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise _fail(path, f"{what} is more than the {limit} bytes this lens can need")
+    return data
+
+
+def _positive_int_field(cfg: dict[str, Any], name: str, cfg_path: Path) -> int:
+    value = cfg.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(cfg_path, f"field {name!r} must be a positive integer, got {value!r}")
+    return value
+
+
 def load_lens(path: str | os.PathLike[str]) -> Lens:
     """Load a lens directory written by :meth:`Lens.save`, refusing anything not exactly that.
 
-    Checks the format name and version, the sha256 of the weights file recorded in ``lens.json``,
-    the tensors' dtype (float32) and shapes, and that they are finite. Nothing is unpickled.
+    Checks the format name and version, the fields' JSON types (``normalize`` must be a JSON
+    boolean, ``d_in``/``d_out`` positive integers), the sha256 of the weights file recorded in
+    ``lens.json``, the tensors' dtype (float32) and shapes, and that they are finite and not
+    degenerate. Files are read only if they are regular files no larger than the lens needs (the
+    weights file: ``4 * d_in * d_out`` plus the fingerprint and a header allowance). Nothing is
+    unpickled. A ``lens.json`` holding ``NaN`` (written by older versions) is still read.
 
     Raises:
         LensFormatError: naming the offending file, for a missing directory or file, bad JSON, an
-            unknown format version, a checksum mismatch (corrupted, truncated, tampered weights),
-            an unreadable weights file, a wrong shape or dtype, or NaN/Inf weights.
+            unknown format version, a field of the wrong type, a non-regular or oversized file, a
+            checksum mismatch (corrupted, truncated, tampered weights), an unreadable weights file,
+            a wrong shape or dtype, NaN/Inf weights, or an all-zero or out-of-scale W.
     """
     root = Path(path)
     cfg_path = root / CONFIG_FILE
     if not root.is_dir():
         raise _fail(root, "no lens directory here (expected lens.json + weights.safetensors)")
+    raw_cfg = _read_bounded(cfg_path, MAX_CONFIG_BYTES, "lens.json")
     try:
-        cfg = json.loads(cfg_path.read_text())
-    except FileNotFoundError as e:
-        raise _fail(cfg_path, "missing") from e
+        cfg = json.loads(raw_cfg.decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _fail(cfg_path, f"not valid JSON ({e})") from e
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
@@ -315,9 +416,12 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
             f"format_version {cfg.get('format_version')!r} is not supported by embedlens "
             f"{__version__} (supports {FORMAT_VERSION})",
         )
+    d_in, d_out = _positive_int_field(cfg, "d_in", cfg_path), _positive_int_field(cfg, "d_out", cfg_path)
+    normalize = cfg.get("normalize")
+    if not isinstance(normalize, bool):  # bool("false") is True: only JSON true/false are accepted
+        raise _fail(cfg_path, f"field 'normalize' must be true or false, got {normalize!r}")
     try:
-        d_in, d_out = int(cfg["d_in"]), int(cfg["d_out"])
-        mode, normalize = cfg["mode"], bool(cfg["normalize"])
+        mode = cfg["mode"]
         weights_name, expected_sha = str(cfg["weights_file"]), str(cfg["weights_sha256"])
         metadata = dict(cfg.get("metadata") or {})
     except (KeyError, TypeError, ValueError) as e:
@@ -325,10 +429,8 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
     if Path(weights_name).name != weights_name:
         raise _fail(cfg_path, f"weights_file {weights_name!r} must be a plain file name")
     w_path = root / weights_name
-    try:
-        blob = w_path.read_bytes()
-    except FileNotFoundError as e:
-        raise _fail(w_path, "weights file missing") from e
+    limit = 4 * d_in * (d_out + MAX_FINGERPRINT_ROWS) + WEIGHTS_HEADER_ALLOWANCE
+    blob = _read_bounded(w_path, limit, "weights file")
     actual_sha = hashlib.sha256(blob).hexdigest()
     if actual_sha != expected_sha:
         raise _fail(
@@ -346,9 +448,16 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
         raise _fail(w_path, f"W has shape {w.shape} but lens.json says ({d_in}, {d_out})")
     if not np.isfinite(w).all():
         raise _fail(w_path, "W holds NaN or Inf")
+    why = weights_problem(w)
+    if why is not None:
+        raise _fail(w_path, why)
     fp = tensors.get("fingerprint")
     if fp is not None and (
-        fp.dtype != np.float32 or fp.ndim != 2 or fp.shape[1] != d_in or not np.isfinite(fp).all()
+        fp.dtype != np.float32
+        or fp.ndim != 2
+        or fp.shape[1] != d_in
+        or fp.shape[0] > MAX_FINGERPRINT_ROWS
+        or not np.isfinite(fp).all()
     ):
         raise _fail(
             w_path,
@@ -363,13 +472,7 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
 
 
 def _read_tensors(w_path: Path, blob: bytes) -> dict[str, np.ndarray]:
-    if w_path.suffix == ".npy":
-        import io
-
-        try:
-            return {"W": np.load(io.BytesIO(blob), allow_pickle=False)}
-        except ValueError as e:
-            raise _fail(w_path, f"not a plain .npy array ({e})") from e
+    """Parse the weights file: safetensors only (the only format :meth:`Lens.save` writes)."""
     from safetensors.numpy import load
 
     try:

@@ -22,7 +22,7 @@ from embedlens.datasets import (
     split_pairs_by_text,
 )
 from embedlens.embedders import Embedder, get_embedder
-from embedlens.errors import EmbedlensInputError
+from embedlens.errors import DataFormatError, EmbedlensInputError
 from embedlens.evaluation.pairs import PairReport, evaluate_pairs
 from embedlens.evaluation.retrieval import DEFAULT_KS, QrelsIndex, RetrievalReport, evaluate_retrieval
 from embedlens.lens import Lens, compute_fingerprint
@@ -41,9 +41,22 @@ def open_embedder(
     cache_dir: str | os.PathLike[str] | None = None,
     no_cache: bool = False,
     base: Embedder | None = None,
+    query_prompt: str | None = None,
+    document_prompt: str | None = None,
 ) -> CachedEmbedder:
-    """The base model behind the embedding cache (``no_cache`` skips the cache)."""
-    emb = base if base is not None else get_embedder(model)
+    """The base model behind the embedding cache (``no_cache`` skips the cache).
+
+    ``query_prompt`` / ``document_prompt`` (sentence-transformers models only) override the
+    model's own prompts; queries are embedded with the query prompt in training and serving alike.
+    """
+    prompts = {
+        k: v
+        for k, v in (("query_prompt", query_prompt), ("document_prompt", document_prompt))
+        if v is not None
+    }
+    if prompts and (base is not None or (model or "").startswith("openai:")):
+        raise EmbedlensInputError("query_prompt / document_prompt apply to sentence-transformers models only")
+    emb = base if base is not None else get_embedder(model, **prompts)
     cache = None if no_cache else EmbeddingCache(cache_dir)
     return CachedEmbedder(emb, cache)
 
@@ -66,16 +79,51 @@ def load_data(path: str | os.PathLike[str]) -> BeirDataset | PairsDataset:
 def pairs_train_test(
     data: PairsDataset, test_split: str = "test"
 ) -> tuple[PairsDataset, PairsDataset, dict[str, Any]]:
-    """The training and test pairs: by the file's ``split`` column, else an internal split by text."""
+    """The training pairs and the pairs of ``test_split`` (the ones to evaluate on).
+
+    With a ``split`` column, these are its ``"train"`` rows and its ``test_split`` rows. Without one,
+    the file is divided by text into an internal train and test half: ``test_split`` must then be
+    ``"test"`` (the test half) or ``"train"`` (the train half is returned in both places).
+
+    Raises:
+        DataFormatError: a split that the file does not have (the message lists the valid ones), or a
+            part with nothing to learn or measure (binary labels without a positive pair, graded labels
+            all equal).
+    """
     if data.splits is not None:
-        return data.split("train"), data.split(test_split), {"method": "split column", "test": test_split}
+        train, test = data.split("train"), data.split(test_split)
+        _need_signal(train, "train")
+        _need_signal(test, test_split)
+        return train, test, {"method": "split column", "test": test_split}
+    if test_split not in ("train", "test"):
+        raise DataFormatError(
+            f"{data.source}: no split {test_split!r}: the file has no 'split' column, so its only splits are "
+            "the internal halves 'train' and 'test'"
+        )
     tr, te = split_pairs_by_text(data, test_fraction=INTERNAL_TEST_FRACTION, seed=INTERNAL_SPLIT_SEED)
     how = {
         "method": "internal, by text, stratified by label",
         "test_fraction": INTERNAL_TEST_FRACTION,
         "seed": INTERNAL_SPLIT_SEED,
+        "test": test_split,
     }
-    return data.subset(tr), data.subset(te), how
+    train = data.subset(tr)
+    test = train if test_split == "train" else data.subset(te)
+    _need_signal(train, "train (internal half)")
+    _need_signal(test, f"{test_split} (internal half)")
+    return train, test, how
+
+
+def _need_signal(part: PairsDataset, split: str) -> None:
+    """Refuse a part whose labels carry nothing to learn or measure (every metric would be NaN)."""
+    if len(part) == 0:
+        raise DataFormatError(f"{part.source}: no pair in split {split} (too few rows to divide)")
+    if part.kind == "binary" and not (part.labels > 0).any():
+        msg = f"{part.source}: no positive pair (label 1) in split {split}: nothing to learn or measure"
+        raise DataFormatError(msg)
+    if part.kind == "graded" and float(np.ptp(part.labels)) == 0.0:
+        msg = f"{part.source}: every label in split {split} is the same: nothing to learn or measure"
+        raise DataFormatError(msg)
 
 
 def _with_negatives(data: PairsDataset, seed: int, ratio: float) -> tuple[PairsDataset, int]:
@@ -150,11 +198,22 @@ def train_lens(
 
 def training_texts(data_path: str | os.PathLike[str]) -> list[str]:
     """Every text ``train_lens`` would embed for this data (for cost estimates and ``--dry-run``)."""
+    documents, queries = training_inputs(data_path)
+    return documents + queries
+
+
+def training_inputs(data_path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """The texts ``train_lens`` embeds as documents and as queries: ``(documents, queries)``.
+
+    BEIR: the corpus and the training queries; pairs: ``text_2`` and ``text_1`` of the train split
+    (``text_1`` is the query side). ``CachedEmbedder.missing(documents, queries)`` is what a run
+    would pay for.
+    """
     data = load_data(data_path)
     if isinstance(data, BeirDataset):
-        return data.corpus_texts + data.split_queries("train")[1]
+        return list(data.corpus_texts), list(data.split_queries("train")[1])
     train, _, _ = pairs_train_test(data)
-    return train.text_1 + train.text_2
+    return list(train.text_2), list(train.text_1)
 
 
 def _train_beir(
@@ -164,7 +223,7 @@ def _train_beir(
 
     qids, qtexts = data.split_queries("train")
     docs = embedder.embed(data.corpus_texts)
-    queries = embedder.embed(qtexts)
+    queries = embedder.embed_queries(qtexts)  # as served: the model's query path
     qrels = QrelsIndex.from_dict(data.qrels["train"], qids, data.corpus_ids)
     rng = np.random.default_rng(config.seed)
     val = np.zeros(len(qids), dtype=bool)
@@ -183,7 +242,7 @@ def _train_pairs_file(
     fit_part, val_part = split_pairs_by_text(train, test_fraction=config.val_fraction, seed=config.seed)
     fit_data, added_fit = _with_negatives(train.subset(fit_part), config.seed, config.negatives_ratio)
     val_data, added_val = _with_negatives(train.subset(val_part), config.seed + 1, config.negatives_ratio)
-    a = embedder.embed(fit_data.text_1 + val_data.text_1)
+    a = embedder.embed_queries(fit_data.text_1 + val_data.text_1)  # text_1 is the query side
     b = embedder.embed(fit_data.text_2 + val_data.text_2)
     labels = np.concatenate([fit_data.labels, val_data.labels])
     val_mask = np.concatenate([np.zeros(len(fit_data), bool), np.ones(len(val_data), bool)])
@@ -215,7 +274,7 @@ def evaluate_lens(
     if isinstance(data, BeirDataset):
         qids, qtexts = data.split_queries(split)
         docs = embedder.embed(data.corpus_texts)
-        queries = embedder.embed(qtexts)
+        queries = embedder.embed_queries(qtexts)
         qrels = QrelsIndex.from_dict(data.qrels[split], qids, data.corpus_ids)
         seen = None
         if "train" in data.qrels and split != "train":
@@ -231,12 +290,12 @@ def evaluate_lens(
     test, added = _with_negatives(test, INTERNAL_SPLIT_SEED + 7, 1.0)
     binary = data.kind == "binary"
     pr = evaluate_pairs(
-        embedder.embed(test.text_1),
+        embedder.embed_queries(test.text_1),
         embedder.embed(test.text_2),
         test.labels,
         lens,
         binary=binary,
-        train_a=embedder.embed(train.text_1) if binary else None,
+        train_a=embedder.embed_queries(train.text_1) if binary else None,
         train_b=embedder.embed(train.text_2) if binary else None,
         train_labels=train.labels if binary else None,
         n_boot=min(n_boot, 1000),

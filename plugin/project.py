@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,12 +24,15 @@ def project_npy(
     batch_size: int = 65536,
     progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write ``lens`` applied to every row of the ``(n, d_in)`` float32 array in ``src`` to ``dst``.
 
     Rows are read and written with plain file I/O one batch at a time: memory stays at a few
-    batches whatever ``n`` is. The output is
-    written to a temp file beside ``dst`` and renamed when complete, so ``dst`` never holds half a result.
+    batches whatever ``n`` is. The output is written to a uniquely named temp file beside ``dst``
+    (concurrent runs never share one) and renamed when complete, so ``dst`` never holds half a
+    result; it gets the permissions a plain ``open`` would give it. Every argument is checked before
+    anything is read or written.
 
     Args:
         src: ``.npy`` file of shape ``(n, d_in)`` (read with ``allow_pickle=False``).
@@ -38,11 +42,33 @@ def project_npy(
         batch_size: rows per batch.
         progress: tqdm bar.
         on_batch: called with the rows done after each batch.
+        overwrite: replace an existing ``dst`` — only ever a float32 ``.npy`` this function could
+            have written; anything else there is refused. False refuses any existing ``dst``.
 
     Raises:
-        EmbedlensInputError: ``src`` is not a 2-d float array file.
+        EmbedlensInputError: ``src`` is not a 2-d float array file; ``side`` or ``batch_size`` is
+            invalid; ``dst`` is ``src``, lies inside the lens directory, or holds something else
+            than a float32 ``.npy`` (or any file, when ``overwrite`` is False).
         DimensionMismatchError: its width is not the lens's ``d_in``.
     """
+    from embedlens._atomic import unique_temp_file
+    from embedlens._outputs import guard_file, npy_problem
+
+    if side not in ("documents", "queries"):
+        msg = f"side must be 'documents' or 'queries', got {side!r}"
+        raise EmbedlensInputError(msg)
+    try:
+        size_ok = not isinstance(batch_size, bool) and operator.index(batch_size) >= 1
+    except TypeError:
+        size_ok = False
+    if not size_ok:
+        msg = f"batch_size must be an integer >= 1, got {batch_size!r}"
+        raise EmbedlensInputError(msg)
+    batch_size = operator.index(batch_size)
+    inputs = {"input": src, "lens": lens.path}
+    guard_file(
+        dst, option="output", ours=npy_problem, inputs=inputs, force=overwrite, force_hint="overwrite=True"
+    )
     src = Path(src)
     try:
         f_in = src.open("rb")
@@ -65,11 +91,12 @@ def project_npy(
         transform = lens.transform_documents if side == "documents" else lens.transform_queries
         out_dim = lens.doc_dim if side == "documents" else lens.d_out
         dst = Path(dst)
-        tmp = dst.with_name(f".{dst.name}.tmp")
         from tqdm.auto import tqdm
 
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = unique_temp_file(dst)
         try:
-            with tmp.open("wb") as f_out:
+            with os.fdopen(fd, "wb") as f_out:
                 header = {"descr": "<f4", "fortran_order": False, "shape": (n, out_dim)}
                 np.lib.format.write_array_header_2_0(f_out, header)
                 bar = tqdm(

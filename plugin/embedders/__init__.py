@@ -37,11 +37,31 @@ def get_embedder(spec: str | None = None, **kwargs: object) -> Embedder:
     if spec.startswith("openai:"):
         from embedlens.embedders.openai import OpenAIEmbedder
 
-        model, _, dims = spec[len("openai:") :].partition("@")
-        return OpenAIEmbedder(model, dimensions=int(dims) if dims else None, **kwargs)  # type: ignore[arg-type]
+        model, dims = parse_openai_spec(spec)
+        return OpenAIEmbedder(model, dimensions=dims, **kwargs)  # type: ignore[arg-type]
     if spec.startswith("st:"):
         spec = spec[3:]
     return SentenceTransformerEmbedder(spec, **kwargs)  # type: ignore[arg-type]
+
+
+def parse_openai_spec(spec: str) -> tuple[str, int | None]:
+    """Split ``"openai:MODEL[@DIMS]"`` into the model name and the requested dimensions (None: the model's).
+
+    Raises:
+        EmbedlensInputError: an empty model name or dimensions that are not a positive integer (the
+            message names ``--model``).
+    """
+    from embedlens.errors import EmbedlensInputError
+
+    model, at, dims = spec.removeprefix("openai:").partition("@")
+    if not model.strip():
+        raise EmbedlensInputError(f"--model {spec!r}: no model name after 'openai:'")
+    if not at:
+        return model, None
+    if not (dims.isascii() and dims.isdigit() and int(dims) > 0):
+        msg = f"--model {spec!r}: the dimensions after '@' must be a positive integer, got {dims!r}"
+        raise EmbedlensInputError(msg)
+    return model, int(dims)
 
 
 def __getattr__(name: str) -> object:

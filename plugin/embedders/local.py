@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from embedlens.embedders.identity import DigestMemo, array_digest, make_identity, model_dir_digest
 from embedlens.errors import EmbedderError, EmbedlensInputError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -50,26 +51,62 @@ def _load_model(location: str, device: str) -> Any:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model run locally on the CPU.
 
+    Documents are embedded with the model's document prompt (``encode_document``) and queries with
+    its query prompt (``encode_query``): the ``"query"`` / ``"document"`` (or ``"passage"``,
+    ``"corpus"``) entries of the model's ``prompts``, or ``query_prompt`` / ``document_prompt``
+    when given. A model without prompts embeds both the same way.
+
     Args:
         model: ``"all-MiniLM-L6-v2"`` (the packaged default), a local directory, or a model name
             already in the Hugging Face cache (nothing is downloaded: ``HF_HUB_OFFLINE=1``).
         batch_size: texts per forward pass.
         device: torch device (``"cpu"``).
+        query_prompt: text put before every query (e.g. ``"query: "`` for e5); overrides the model's.
+        document_prompt: text put before every document (e.g. ``"passage: "``); overrides the model's.
+
+    Attributes:
+        name: ``"st:all-MiniLM-L6-v2"`` or ``"st:<resolved directory>"`` (for display and lenses).
+        identity / query_identity: cache keys: the resolved model directory, a digest of its
+            config and weight files, and the prompt of each side.
+        digest_memo: where file digests are remembered across runs (the embedding cache sets it).
 
     Raises:
         EmbedlensInputError: when the model cannot be loaded (the message names it).
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+    ) -> None:
         if model == DEFAULT_MODEL:
             self.location = str(default_model_path())
+            label = DEFAULT_MODEL
         else:
             self.location = model
-        label = Path(model).name if Path(model).exists() else model
+            path = Path(model).expanduser()
+            label = str(path.resolve()) if path.exists() else model
         self.name = f"st:{label}"
         self.batch_size = batch_size
         self.device = device
+        self.digest_memo: DigestMemo | None = None
+        self._identities: tuple[str, str] | None = None
         self._model = _load_model(self.location, device)
+        prompts = _model_prompts(self._model)
+        default = getattr(self._model, "default_prompt_name", None)
+        self.query_prompt = (
+            query_prompt if query_prompt is not None else _pick_prompt(prompts, ("query",), default)
+        )
+        self.document_prompt = (
+            document_prompt
+            if document_prompt is not None
+            else _pick_prompt(prompts, ("document", "passage", "corpus"), default)
+        )
+        self._routed = _has_router(self._model)
         get_dim = (
             getattr(self._model, "get_embedding_dimension", None)
             or self._model.get_sentence_embedding_dimension
@@ -84,12 +121,62 @@ class SentenceTransformerEmbedder:
         """Output dimension of the model (384 for all-MiniLM-L6-v2)."""
         return self._dim
 
+    @property
+    def queries_differ(self) -> bool:
+        """Whether queries are embedded differently from documents (another prompt or task route)."""
+        return self._routed or self.query_prompt != self.document_prompt
+
+    @property
+    def identity(self) -> str:
+        """Cache key of the document vectors (computed once; file digests are memoised)."""
+        return self._identity_pair()[0]
+
+    @property
+    def query_identity(self) -> str:
+        """Cache key of the query vectors (the document key when both are embedded alike)."""
+        return self._identity_pair()[1]
+
+    def _identity_pair(self) -> tuple[str, str]:
+        if self._identities is None:
+            model = {"kind": "sentence-transformers", **self._content()}
+            doc = make_identity(self.name, {**model, "prompt": self.document_prompt, "task": "document"})
+            query = (
+                make_identity(self.name, {**model, "prompt": self.query_prompt, "task": "query"})
+                if self.queries_differ
+                else doc
+            )
+            self._identities = (doc, query)
+        return self._identities
+
+    def _content(self) -> dict[str, str]:
+        """Where the model lives and a digest of what it computes with."""
+        root = _resolve_model_dir(self.location)
+        if root is not None:
+            return {"path": str(root), "files": model_dir_digest(root, self.digest_memo)}
+        # Not a directory we can find (an unusual cache layout): digest the loaded weights instead.
+        state = {k: v.detach().cpu().float().numpy() for k, v in self._model.state_dict().items()}
+        return {"location": self.location, "weights": array_digest(state), "modules": repr(self._model)}
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts``; returns ``(n, d)`` float32."""
+        """Embed ``texts`` as documents; returns ``(n, d)`` float32."""
+        return self._encode(texts, "document", self.document_prompt)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as queries (the query prompt / ``encode_query``); ``(n, d)`` float32."""
+        return self._encode(texts, "query", self.query_prompt)
+
+    def _encode(self, texts: Sequence[str], side: str, prompt: str) -> np.ndarray:
+        if isinstance(texts, str):
+            texts = [texts]
         if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        out = self._model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+            return np.zeros((0, getattr(self, "_dim", 0)), dtype=np.float32)
+        encode = getattr(self._model, f"encode_{side}", None) or self._model.encode
+        out = encode(
+            list(texts),
+            prompt=prompt,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         arr = np.asarray(out, dtype=np.float32)
         if arr.ndim != 2 or arr.shape[0] != len(texts):
@@ -99,3 +186,46 @@ class SentenceTransformerEmbedder:
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder({self.location!r})"
+
+
+def _model_prompts(model: Any) -> dict[str, str]:
+    prompts = getattr(model, "prompts", None)
+    if not isinstance(prompts, dict):
+        return {}
+    return {str(k): v for k, v in prompts.items()}
+
+
+def _pick_prompt(prompts: dict[str, Any], names: tuple[str, ...], default: str | None) -> str:
+    """The prompt sentence-transformers' ``encode_query``/``encode_document`` would use ("" for none)."""
+    for name in names:
+        if name in prompts:
+            return str(prompts[name] or "")
+    if default is not None:
+        return str(prompts.get(default) or "")
+    return ""
+
+
+def _has_router(model: Any) -> bool:
+    """Whether the model routes queries and documents through different modules."""
+    children = getattr(model, "_modules", None)
+    return isinstance(children, dict) and any(type(m).__name__ == "Router" for m in children.values())
+
+
+def _resolve_model_dir(location: str) -> Path | None:
+    """The directory a model is loaded from: the path itself, or its Hugging Face cache snapshot."""
+    path = Path(location).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - sentence-transformers depends on it
+        return None
+    repos = [location] if "/" in location else [location, f"sentence-transformers/{location}"]
+    for repo in repos:
+        try:
+            found = Path(snapshot_download(repo, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not in the cache under this name
+            continue
+        if found.is_dir():
+            return found.resolve()
+    return None

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from embedlens._secrets import redact
+from embedlens.embedders.identity import is_secret_name, looks_like_secret, make_identity
 from embedlens.errors import EmbedderError, EmbedlensInputError
 
 __all__ = ["OpenAIEmbedder", "estimate_tokens", "estimate_cost", "DEFAULT_PRICES_PER_MTOK"]
@@ -120,6 +122,18 @@ class OpenAIEmbedder:
 
         self._client = OpenAI(api_key=key, base_url=base_url, max_retries=max_retries, timeout=timeout)
         self._dim = dimensions or KNOWN_DIMS.get(model)
+        #: cache key: the model, the dimensions and the server (``base_url`` or ``$OPENAI_BASE_URL``,
+        #: as the client resolved it), never the key. Queries are embedded like documents.
+        self.identity = make_identity(
+            self.name,
+            {
+                "kind": "openai",
+                "model": model,
+                "dimensions": dimensions,
+                "base_url": _normal_url(str(self._client.base_url)),
+            },
+        )
+        self.query_identity = self.identity
 
     @property
     def dim(self) -> int:
@@ -127,6 +141,10 @@ class OpenAIEmbedder:
         if self._dim is None:
             self._dim = int(self.embed(["dimension probe"]).shape[1])
         return self._dim
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as queries: OpenAI models embed queries and documents alike."""
+        return self.embed(texts)
 
     def batches(self, texts: Sequence[str]) -> list[slice]:
         """Split ``texts`` into request-sized slices (count and token budget)."""
@@ -170,14 +188,25 @@ class OpenAIEmbedder:
             raw = self._client.embeddings.with_raw_response.create(**kwargs)
             body = raw.http_response.json()
         except openai.APIStatusError as e:
-            msg = f"{self.name}: the server answered HTTP {e.status_code} after retries: {e.message}"
-            raise EmbedderError(msg) from e
+            # The server's text may echo the key (a 401 "Incorrect API key provided: sk-..."): it is
+            # redacted, and the original exception, which holds it verbatim, is not chained.
+            if e.status_code in (401, 403):
+                msg = (
+                    f"{self.name}: the server refused the API key from ${self.api_key_env} "
+                    f"(HTTP {e.status_code}): {redact(e.message)}"
+                )
+            else:
+                msg = f"{self.name}: the server answered HTTP {e.status_code} after retries: {redact(e.message)}"
+            raise EmbedderError(msg) from None
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
-            msg = f"{self.name}: no answer from {self._client.base_url} after retries ({type(e).__name__})"
+            msg = (
+                f"{self.name}: no answer from {redact(str(self._client.base_url))} after retries "
+                f"({type(e).__name__})"
+            )
             raise EmbedderError(msg) from e
         except ValueError as e:  # JSON decode error
-            msg = f"{self.name}: the server sent a malformed response body ({e})"
-            raise EmbedderError(msg) from e
+            msg = f"{self.name}: the server sent a malformed response body ({redact(str(e))})"
+            raise EmbedderError(msg) from None
         return self._decode(body, len(texts))
 
     def _decode(self, body: Any, n: int) -> np.ndarray:
@@ -190,8 +219,8 @@ class OpenAIEmbedder:
                 for d in items
             ]
         except (KeyError, TypeError, ValueError) as e:
-            msg = f"{self.name}: malformed embeddings response ({type(e).__name__}: {e})"
-            raise EmbedderError(msg) from e
+            msg = f"{self.name}: malformed embeddings response ({type(e).__name__}: {redact(str(e))})"
+            raise EmbedderError(msg) from None
         if len(vecs) != n or sorted(d["index"] for d in items) != list(range(n)):
             msg = f"{self.name}: the server returned {len(vecs)} vectors for {n} inputs"
             raise EmbedderError(msg)
@@ -208,4 +237,19 @@ class OpenAIEmbedder:
         return arr
 
     def __repr__(self) -> str:
-        return f"OpenAIEmbedder({self.model!r}, dimensions={self.dimensions}, base_url={str(self._client.base_url)!r})"
+        base_url = redact(str(self._client.base_url))
+        return f"OpenAIEmbedder({self.model!r}, dimensions={self.dimensions}, base_url={base_url!r})"
+
+
+def _normal_url(url: str) -> str:
+    """``url`` with a lower-case scheme and host, no credentials and no trailing slash."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port is not None else "")
+    query = urlencode(
+        sorted(
+            (k, v) for k, v in parse_qsl(parts.query) if not is_secret_name(k) and not looks_like_secret(v)
+        )
+    )
+    return urlunsplit((parts.scheme.lower(), host, parts.path.rstrip("/"), query, ""))

@@ -8,6 +8,13 @@ from typing import Any
 import numpy as np
 
 from embedlens._arrays import as_matrix, stack_vectors
+from embedlens.embedders.identity import (
+    identity_of,
+    local_model_digests,
+    make_identity,
+    public_config,
+    query_identity_of,
+)
 from embedlens.errors import EmbedderError
 
 
@@ -37,51 +44,167 @@ def _checked(vectors: Any, n: int, name: str) -> np.ndarray:
 
 
 class LangChainEmbedder(_LazyDim):
-    """Any LangChain ``Embeddings`` as a base model (documents through ``embed_documents``).
+    """Any LangChain ``Embeddings`` as a base model.
+
+    Documents go through ``embed_documents``, queries through ``embed_query`` (one call per
+    query), unless both give the same vectors: then queries are batched through
+    ``embed_documents`` too. "The same" is checked once on a probe text, or asserted with
+    ``queries_as_documents=True``.
 
     Args:
         embeddings: the LangChain ``Embeddings`` instance.
-        name: model id for the cache; defaults to ``"langchain:<Class>:<model>"`` from the
-            instance's ``model``/``model_name`` attribute.
+        name: display name; defaults to ``"langchain:<Class>:<model>"`` from the instance's
+            ``model``/``model_name`` attribute.
+        queries_as_documents: ``True``: queries are embedded like documents (no probe); ``False``:
+            always ``embed_query``; ``None``: probe once.
+
+    Attributes:
+        identity / query_identity: cache keys, a digest of the class and its full config
+            (``model_dump()`` or public attributes) with every secret left out.
     """
 
-    def __init__(self, embeddings: Any, *, name: str | None = None) -> None:
+    def __init__(
+        self, embeddings: Any, *, name: str | None = None, queries_as_documents: bool | None = None
+    ) -> None:
         self.embeddings = embeddings
         model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
         self.name = name or f"langchain:{type(embeddings).__name__}" + (f":{model}" if model else "")
         self._dim: int | None = None
+        self._same: bool | None = queries_as_documents
+        inner = getattr(embeddings, "embedder", None)  # embedlens' own EmbedderEmbeddings
+        if inner is not None and hasattr(embeddings, "embed_documents"):
+            parts: Any = {"kind": "embedlens", "identity": identity_of(inner)}
+            self._query_parts: Any = {"kind": "embedlens", "identity": query_identity_of(inner)}
+        else:
+            config = public_config(embeddings)
+            parts = {"kind": "langchain", "config": config, "models": local_model_digests(config)}
+            self._query_parts = None
+        self.identity = make_identity(self.name, parts)
+
+    @property
+    def query_identity(self) -> str:
+        """Cache key of the query vectors (the document key when queries are embedded alike)."""
+        if self._query_parts is not None:
+            return make_identity(self.name, self._query_parts)
+        if self.queries_as_documents:
+            return self.identity
+        return f"{self.identity}|embed_query"
+
+    @property
+    def queries_as_documents(self) -> bool:
+        """Whether ``embed_query`` gives the same vectors as ``embed_documents`` (probed once)."""
+        if self._same is None:
+            probe = "dimension probe"
+            doc = _checked(self.embeddings.embed_documents([probe]), 1, self.name)
+            query = _checked([self.embeddings.embed_query(probe)], 1, self.name)
+            self._dim = self._dim or int(doc.shape[1])
+            self._same = doc.shape == query.shape and _same_vector(doc[0], query[0])
+        return self._same
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` with ``embed_documents``; returns ``(n, d)`` float32."""
+        texts = _as_list(texts)
         if not texts:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
-        return _checked(self.embeddings.embed_documents(list(texts)), len(texts), self.name)
+        return _checked(self.embeddings.embed_documents(texts), len(texts), self.name)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as queries: ``embed_query`` per text (batched when that equals documents)."""
+        texts = _as_list(texts)
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        if self.queries_as_documents:
+            return self.embed(texts)
+        return _checked([self.embeddings.embed_query(t) for t in texts], len(texts), self.name)
 
 
 class ChromaEmbedder(_LazyDim):
     """Any Chroma embedding function as a base model.
 
+    Documents go through ``function(texts)``; queries through ``function.embed_query(texts)``
+    when the function defines its own (Chroma's default ``embed_query`` is the same call).
+
     Args:
         function: a Chroma ``EmbeddingFunction`` (callable on a list of documents).
-        name: model id for the cache; defaults to ``"chroma:<name()>:<model>"`` from the function's
+        name: display name; defaults to ``"chroma:<name()>:<model>"`` from the function's
             ``name()`` and the ``model_name`` in its config.
+
+    Attributes:
+        identity / query_identity: cache keys, a digest of the function's name and full config
+            (``get_config()``, else its public attributes) with every secret left out.
     """
 
     def __init__(self, function: Any, *, name: str | None = None) -> None:
         self.function = function
+        ef_name = function.name() if hasattr(function, "name") else type(function).__name__
+        try:
+            cfg = function.get_config()
+        except Exception:  # noqa: BLE001 - legacy functions have no config
+            cfg = None
         if name is None:
-            ef_name = function.name() if hasattr(function, "name") else type(function).__name__
-            try:
-                cfg = function.get_config()
-            except Exception:  # noqa: BLE001 - legacy functions have no config
-                cfg = {}
-            model = cfg.get("model_name") or cfg.get("model") if isinstance(cfg, dict) else None
+            model = (cfg.get("model_name") or cfg.get("model")) if isinstance(cfg, dict) else None
             name = f"chroma:{ef_name}" + (f":{model}" if model else "")
         self.name = name
         self._dim: int | None = None
+        inner = getattr(function, "embedder", None)  # embedlens' own EmbedlensBaseFunction
+        if inner is not None and callable(getattr(inner, "embed", None)):
+            doc_parts: Any = {"kind": "embedlens", "identity": identity_of(inner)}
+            query_parts: Any = {"kind": "embedlens", "identity": query_identity_of(inner)}
+        else:
+            config = public_config(cfg) if isinstance(cfg, dict) else public_config(function)
+            models = local_model_digests(config)
+            doc_parts = {
+                "kind": "chroma",
+                "name": str(ef_name),
+                "type": _qualname(function),
+                "config": config,
+                "models": models,
+            }
+            query_parts = {**doc_parts, "side": "embed_query"} if self.has_query_path else doc_parts
+        self.identity = make_identity(self.name, doc_parts)
+        self.query_identity = make_identity(self.name, query_parts)
+
+    @property
+    def has_query_path(self) -> bool:
+        """Whether the function defines an ``embed_query`` of its own."""
+        own = getattr(type(self.function), "embed_query", None)
+        if own is None:
+            return False
+        try:
+            from chromadb.api.types import EmbeddingFunction
+        except ImportError:  # pragma: no cover - chromadb is what made this function
+            return True
+        return own is not getattr(EmbeddingFunction, "embed_query", None)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` by calling the function; returns ``(n, d)`` float32."""
+        texts = _as_list(texts)
         if not texts:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
-        return _checked(self.function(list(texts)), len(texts), self.name)
+        return _checked(self.function(texts), len(texts), self.name)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as queries (``embed_query`` when the function has its own)."""
+        texts = _as_list(texts)
+        if not texts or not self.has_query_path:
+            return self.embed(texts)
+        return _checked(self.function.embed_query(texts), len(texts), self.name)
+
+
+def _as_list(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list; a bare string is one text, not a list of characters."""
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
+def _qualname(obj: Any) -> str:
+    t = type(obj)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _same_vector(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to float noise (a remote model may differ in the last bits between two calls)."""
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 or nb == 0.0:
+        return bool(np.array_equal(a, b))
+    cos = float(np.dot(a, b)) / (na * nb)
+    return cos >= 1.0 - 1e-6 and abs(na - nb) <= 1e-4 * max(na, nb)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -60,6 +62,7 @@ class TrainConfig:
     require_significant: bool = True
 
     def __post_init__(self) -> None:
+        self.validate()
         if self.mode is None:
             self.mode = "symmetric" if self.dim is not None else "query"
         elif self.mode == "query" and self.dim is not None:
@@ -68,6 +71,66 @@ class TrainConfig:
             msg = "--dim needs --mode symmetric (a query lens keeps the dimension)"
             raise EmbedlensInputError(msg)
 
+    def validate(self) -> None:
+        """Check every option's type and range (run on construction and by :func:`dataclasses.replace`).
+
+        Raises:
+            EmbedlensInputError: naming the option (and its CLI flag) and the value given.
+        """
+        from embedlens.errors import EmbedlensInputError
+
+        def bad(name: str, value: object, want: str) -> EmbedlensInputError:
+            flag = _FLAGS.get(name)
+            label = f"{flag} ({name})" if flag else name
+            return EmbedlensInputError(f"{label} must be {want}, got {value!r}")
+
+        if self.mode not in (None, "symmetric", "query"):
+            raise bad("mode", self.mode, "'symmetric' or 'query'")
+        if self.loss not in ("cosent", "mse"):
+            raise bad("loss", self.loss, "'cosent' or 'mse'")
+        if self.dim is not None and not _is_int(self.dim, 1):
+            raise bad("dim", self.dim, "an integer >= 1 (or None to keep the input dimension)")
+        for name, low in (
+            ("seed", 0),
+            ("max_epochs", 1),
+            ("patience", 1),
+            ("batch_size", 1),
+            ("n_random", 0),
+            ("n_hard", 0),
+            ("hard_pool", 1),
+        ):
+            if not _is_int(getattr(self, name), low):
+                raise bad(name, getattr(self, name), f"an integer >= {low}")
+        for name in ("lr", "temperature"):
+            if not _is_real(getattr(self, name)) or not getattr(self, name) > 0:
+                raise bad(name, getattr(self, name), "a finite number > 0")
+        for name in ("reg", "negatives_ratio"):
+            if not _is_real(getattr(self, name)) or not getattr(self, name) >= 0:
+                raise bad(name, getattr(self, name), "a finite number >= 0")
+        if not _is_real(self.val_fraction) or not 0 < self.val_fraction < 1:
+            raise bad("val_fraction", self.val_fraction, "a number between 0 and 1 (exclusive)")
+
     def as_dict(self) -> dict[str, Any]:
         """JSON form for lens metadata."""
         return asdict(self)
+
+
+#: the CLI flag of each option that has one (named in error messages).
+_FLAGS = {
+    "mode": "--mode",
+    "dim": "--dim",
+    "seed": "--seed",
+    "lr": "--lr",
+    "max_epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "loss": "--loss",
+    "temperature": "--temperature",
+}
+
+
+def _is_int(value: object, low: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= low
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))

@@ -131,9 +131,9 @@ def test_secret_in_base_config_refused(lens_dirs: dict[str, Path]) -> None:
         def get_config(self) -> dict[str, Any]:
             return {"model_name": "x", "api_key": "sk-secret"}
 
-    ef = LensEmbeddingFunction(Leaky(), lens_dirs["symmetric"])
+    # refused at construction: Chroma swallows a failing get_config() and would store no lens at all
     with pytest.raises(ValueError, match="api_key"):
-        ef.get_config()
+        LensEmbeddingFunction(Leaky(), lens_dirs["symmetric"])
 
 
 def test_moved_lens_gives_actionable_error(

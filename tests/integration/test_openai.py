@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,8 @@ from embedlens.cache import CachedEmbedder, EmbeddingCache
 from embedlens.embedders.openai import OpenAIEmbedder, estimate_cost
 from tests.support.openai_server import FakeOpenAIServer
 
-KEY = "sk-test-embedlens-SECRET-7f3a9c"
+# Long and random per run: it cannot occur by chance in binary data, nor linger from an earlier run's files.
+KEY = "sk-test-embedlens-" + secrets.token_urlsafe(32)
 TEXTS = ["insulin resistance and diabetes", "the quick brown fox", "capital of France"]
 
 
@@ -173,9 +177,57 @@ def test_kill_and_resume_sends_only_missing_texts(server: FakeOpenAIServer, tmp_
     assert out.stdout.split() == ["done", str(1000 - stored)]
 
 
+@contextmanager
+def _chroma_server(path: Path) -> Iterator[tuple[str, int]]:
+    """A ``chroma run`` server process on a free loopback port; stopped (files flushed) on exit."""
+    import chromadb
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    exe = Path(sys.executable).with_name("chroma")
+    cmd = [str(exe) if exe.exists() else "chroma", "run", "--path", str(path), "--host", "127.0.0.1"]
+    log = path.with_suffix(".log").open("wb")
+    env = {k: v for k, v in os.environ.items() if v != KEY}  # the server never sees the key
+    proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
+                break
+            except Exception as e:
+                if proc.poll() is not None or time.time() > deadline:
+                    msg = f"chroma server did not start: {path.with_suffix('.log').read_text()}"
+                    raise RuntimeError(msg) from e
+                time.sleep(0.2)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _scan(root: Path) -> tuple[list[Path], list[Path]]:
+    """Every file under ``root`` (sqlite databases, their WAL, HNSW segments, lens, plots ...) and those holding KEY."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return files, [p for p in files if KEY.encode() in p.read_bytes()]
+
+
 def test_openai_as_base_everywhere_and_key_never_stored(
     server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The key is used everywhere and stored nowhere: embedding cache, lens, Chroma config and segments.
+
+    Chroma runs as a server process that never sees the key, so every one of its files can be
+    scanned. (An embedded client's HNSW files are not scanned: Chroma writes their preallocated,
+    unused capacity from uninitialised heap memory, which in this process may hold the HTTP
+    request buffers that carried the Authorization header; that made the old scan flaky.)
+    """
     import chromadb
     from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
 
@@ -185,7 +237,8 @@ def test_openai_as_base_everywhere_and_key_never_stored(
     from embedlens.demo import demo_data_dir
 
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    cache, lens_dir, db = tmp_path / "cache", tmp_path / "lens", tmp_path / "db"
+    cache, lens_dir, db = tmp_path / "cache", tmp_path / "lens", tmp_path / "chroma"
+    db.mkdir()
     assert (
         main(
             [
@@ -229,20 +282,23 @@ def test_openai_as_base_everywhere_and_key_never_stored(
         api_base=server.base_url,
         dimensions=256,
     )
-    client = chromadb.PersistentClient(path=str(db))
-    col = client.create_collection("openai-docs", embedding_function=LensEmbeddingFunction(ef, lens_dir))
-    col.add(ids=["a", "b"], documents=["reset password", "export csv"])
-    assert col.query(query_texts=["forgot my login"], n_results=1)["ids"][0] == ["a"]
+    with _chroma_server(db) as (host, port):
+        client = chromadb.HttpClient(host=host, port=port)
+        col = client.create_collection("openai-docs", embedding_function=LensEmbeddingFunction(ef, lens_dir))
+        col.add(ids=["a", "b"], documents=["reset password", "export csv"])
+        assert col.query(query_texts=["forgot my login"], n_results=1)["ids"][0] == ["a"]
+        assert "api_key_env_var" in str(col.configuration_json)
     lc = LensEmbeddings(
         EmbedderEmbeddings(OpenAIEmbedder("text-embedding-3-small", dimensions=256)), lens_dir
     )
     assert len(lc.embed_query("hello")) == 256
-    del client
-    leaks = [
-        p
-        for root in (cache, lens_dir, db)
-        for p in root.rglob("*")
-        if p.is_file() and KEY.encode() in p.read_bytes()
-    ]
+    assert server.auth_headers and set(server.auth_headers) == {f"Bearer {KEY}"}  # the key was in use
+
+    files, leaks = _scan(tmp_path)
     assert leaks == []
-    assert "api_key_env_var" in str(col.configuration_json)
+    # The scan is meaningful: it read the stores that hold what embedlens persisted.
+    names = {p.name for p in files}
+    assert {"chroma.sqlite3", "lens.json", "weights.safetensors"} <= names
+    assert any(p.suffix == ".bin" for p in db.rglob("*"))  # Chroma's HNSW segment files
+    stored = b"".join(p.read_bytes() for p in files if p.name.startswith(("chroma.sqlite3", "embeddings")))
+    assert b"api_key_env_var" in stored and b"OPENAI_API_KEY" in stored and b"reset password" in stored

@@ -1,0 +1,377 @@
+"""Every bad input exits 2 with one line naming the file (and line) or the option, before any model loads.
+
+The CLI tests replace ``embedlens.cli._embedder`` with one that fails the test if it is called (the model
+must not load before the data and options are checked) or with the fast hashing embedder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from embedlens import cli
+from embedlens.cli import build_parser, main
+from embedlens.datasets import read_beir, read_pairs
+from embedlens.errors import DataFormatError, EmbedlensInputError
+from embedlens.lens import Lens
+from tests.conftest import HashEmbedder, write_beir
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("embedlens: error:"), err
+    return err[0]
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the model now fails the command (exit 1): every check below must come first."""
+
+    def boom(*args: object, **kwargs: object) -> Any:
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(cli, "_embedder", boom)
+
+
+@pytest.fixture
+def hash_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embedlens.pipeline import open_embedder
+
+    monkeypatch.setattr(
+        cli, "_embedder", lambda args, model: open_embedder(base=HashEmbedder(dim=16), no_cache=True)
+    )
+
+
+def _pairs_rows(n: int = 24) -> list[tuple[str, str, int]]:
+    topics = ["password reset", "refund request", "dark mode", "export csv", "invite users", "delete account"]
+    return [(f"how do I {topics[i % 6]} {i}", f"{topics[i % 6]} article {i}", 1) for i in range(n)]
+
+
+@pytest.fixture
+def good_pairs(tmp_path: Path) -> Path:
+    p = tmp_path / "good.csv"
+    p.write_text("text_1,text_2,label\n" + "".join(f"{a},{b},{y}\n" for a, b, y in _pairs_rows()))
+    return p
+
+
+def _train(data: Path, tmp_path: Path, *extra: str) -> int:
+    return main(["train", "--data", str(data), "--out", str(tmp_path / "lens"), "--no-cache", *extra])
+
+
+# --------------------------------------------------------------------------- data files
+def test_latin1_csv_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    p = tmp_path / "latin.csv"
+    p.write_bytes(b"text_1,text_2,label\nfine,ok,1\ncaf\xe9 au lait,coffee,1\n")
+    assert _train(p, tmp_path) == 2
+    line = _one_line_error(capsys)
+    assert f"{p}:3" in line and "not UTF-8" in line
+
+
+def test_binary_csv_names_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None) -> None:
+    p = tmp_path / "image.csv"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    assert _train(p, tmp_path) == 2
+    line = _one_line_error(capsys)
+    assert f"{p}:1" in line and "not UTF-8" in line
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(b"text_1,text_2,label\na\x00b,c,1\n")
+    assert _train(nul, tmp_path) == 2
+    assert f"{nul}:2" in _one_line_error(capsys)
+
+
+def test_bad_utf8_line_found_across_chunks(tmp_path: Path) -> None:
+    p = tmp_path / "long.csv"
+    body = "text_1,text_2,label\n" + ("é" * 999 + ",x,1\n") * 1200  # 2.4 MB: "é" straddles chunk ends
+    p.write_bytes(body.encode() + b"bad\xff,x,1\n")
+    with pytest.raises(DataFormatError, match=r"long.csv:1202: not UTF-8"):
+        read_pairs(p)
+
+
+def test_csv_field_over_131072_chars_reads_like_jsonl(tmp_path: Path) -> None:
+    long = "word " * 30_000  # 150,000 characters
+    csv_path, jsonl_path = tmp_path / "p.csv", tmp_path / "p.jsonl"
+    csv_path.write_text(f"text_1,text_2,label\n{long},short,1\nother,thing,0\n")
+    jsonl_path.write_text(
+        json.dumps({"text_1": long, "text_2": "short", "label": 1})
+        + "\n"
+        + json.dumps({"text_1": "other", "text_2": "thing", "label": 0})
+        + "\n"
+    )
+    a, b = read_pairs(csv_path), read_pairs(jsonl_path)
+    assert a.text_1 == b.text_1 and a.text_2 == b.text_2 and len(a.text_1[0]) == 150_000
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_utf8_bom_csv_excel(tmp_path: Path) -> None:
+    p = tmp_path / "excel.csv"
+    p.write_bytes(b"\xef\xbb\xbftext_1,text_2,label\r\nfirst,second,1\r\nthird,fourth,0\r\n")
+    ds = read_pairs(p)
+    assert ds.text_1 == ["first", "third"] and ds.labels.tolist() == [1.0, -1.0]
+    j = tmp_path / "bom.jsonl"
+    j.write_bytes(b"\xef\xbb\xbf" + json.dumps({"text_1": "a", "text_2": "b", "label": 1}).encode() + b"\n")
+    assert read_pairs(j).text_1 == ["a"]
+
+
+def _beir(tmp_path: Path, train_rows: list[tuple[str, str, Any]]) -> Path:
+    corpus = [{"_id": f"d{i}", "title": f"t{i}", "text": f"alpha{i} beta{i}"} for i in range(6)]
+    queries = [{"_id": f"q{i}", "text": f"about alpha{i}"} for i in range(6)]
+    return write_beir(tmp_path / "beir", corpus, queries, {"train": train_rows})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("score", ["inf", "nan", "-inf", "Infinity"])
+def test_non_finite_qrels_score_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None, score: str
+) -> None:
+    root = _beir(tmp_path, [("q0", "d0", 1), ("q1", "d1", score), ("q2", "d2", 1)])
+    assert _train(root, tmp_path) == 2
+    line = _one_line_error(capsys)
+    assert f"{root / 'qrels' / 'train.tsv'}:3" in line and "finite" in line
+
+
+def test_header_only_qrels(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None) -> None:
+    root = _beir(tmp_path, [])
+    with pytest.raises(DataFormatError, match="train.tsv: no judgement"):
+        read_beir(root).split_queries("train")
+    assert _train(root, tmp_path) == 2
+    assert f"{root / 'qrels' / 'train.tsv'}: no judgement" in _one_line_error(capsys)
+
+
+def test_all_zero_qrels(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None) -> None:
+    root = _beir(tmp_path, [(f"q{i}", f"d{i}", 0) for i in range(6)])
+    with pytest.raises(DataFormatError, match="train.tsv: no positive judgement"):
+        read_beir(root).split_queries("train")
+    assert _train(root, tmp_path) == 2
+    assert f"{root / 'qrels' / 'train.tsv'}: no positive judgement" in _one_line_error(capsys)
+
+
+def test_too_few_pairs_fail_before_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    p = tmp_path / "two.csv"
+    p.write_text("text_1,text_2,label\na b,c d,1\ne f,g h,0\n")
+    assert _train(p, tmp_path) == 2
+    line = _one_line_error(capsys)
+    assert str(p) in line and "too few" in line
+
+
+# --------------------------------------------------------------------------- options
+@pytest.mark.parametrize(
+    ("opt", "value"),
+    [
+        ("--lr", "nan"),
+        ("--lr", "-1"),
+        ("--lr", "inf"),
+        ("--dim", "0"),
+        ("--dim", "abc"),
+        ("--batch-size", "0"),
+        ("--batch-size", "-3"),
+        ("--epochs", "-1"),
+        ("--epochs", "0"),
+        ("--temperature", "0"),
+        ("--seed", "-1"),
+        ("--model", "openai:text-embedding-3-small@abc"),
+        ("--model", "openai:text-embedding-3-small@0"),
+    ],
+)
+def test_bad_train_option_one_line_exit_2(
+    tmp_path: Path,
+    good_pairs: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_model: None,
+    opt: str,
+    value: str,
+) -> None:
+    assert _train(good_pairs, tmp_path, opt, value) == 2
+    line = _one_line_error(capsys)
+    assert opt in line and value in line
+
+
+@pytest.mark.parametrize("command", ["project", "reproject"])
+def test_bad_batch_size_other_commands(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = {
+        "project": ["project", "--lens", "L", "--input", "x.npy", "--output", "y.npy"],
+        "reproject": ["reproject", "--path", "db", "--source", "a", "--target", "b", "--lens", "L"],
+    }[command]
+    assert main([*args, "--batch-size", "-1"]) == 2
+    assert "--batch-size" in _one_line_error(capsys)
+
+
+def test_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", "x"]) == 2
+    assert "--data" in _one_line_error(capsys)
+
+
+def test_bad_openai_spec_python_api() -> None:
+    from embedlens.embedders import get_embedder
+
+    with pytest.raises(EmbedlensInputError, match="--model"):
+        get_embedder("openai:text-embedding-3-small@abc")
+    with pytest.raises(EmbedlensInputError, match="--model"):
+        get_embedder("openai:@256")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"lr": float("nan")}, "--lr"),
+        ({"lr": -1.0}, "--lr"),
+        ({"dim": 0}, "--dim"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"batch_size": -3}, "--batch-size"),
+        ({"max_epochs": -1}, "--epochs"),
+        ({"temperature": 0.0}, "--temperature"),
+        ({"seed": -1}, "--seed"),
+        ({"patience": 0}, "patience"),
+        ({"val_fraction": 1.0}, "val_fraction"),
+        ({"reg": float("inf")}, "reg"),
+        ({"loss": "hinge"}, "--loss"),
+        ({"batch_size": True}, "--batch-size"),
+    ],
+)
+def test_train_config_validates(kwargs: dict[str, Any], named: str) -> None:
+    from embedlens.training import TrainConfig
+
+    with pytest.raises(EmbedlensInputError, match=named):
+        TrainConfig(**kwargs)
+    ok = TrainConfig(lr=1e-3, batch_size=8, max_epochs=1, dim=8)
+    assert ok.mode == "symmetric"
+
+
+def test_dim_above_model_dimension_names_dim(
+    tmp_path: Path, good_pairs: Path, capsys: pytest.CaptureFixture[str], hash_model: None
+) -> None:
+    assert _train(good_pairs, tmp_path, "--dim", "32", "--quiet") == 2  # the hash model is 16-d
+    line = _one_line_error(capsys)
+    assert "--dim 32" in line and "16" in line
+    assert not (tmp_path / "lens").exists()
+
+
+# --------------------------------------------------------------------------- evaluate
+@pytest.fixture
+def lens_dir(tmp_path: Path) -> Path:
+    return Lens.identity(16).save(tmp_path / "lens16")
+
+
+def test_evaluate_checks_data_before_the_model(
+    tmp_path: Path, lens_dir: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    p = tmp_path / "latin.csv"
+    p.write_bytes(b"text_1,text_2,label\n\xe9,b,1\n")
+    assert main(["evaluate", "--data", str(p), "--lens", str(lens_dir), "--no-cache"]) == 2
+    assert f"{p}:2" in _one_line_error(capsys)
+
+
+def test_evaluate_unknown_split_of_pairs_without_split_column(
+    lens_dir: Path, good_pairs: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    rc = main(
+        ["evaluate", "--data", str(good_pairs), "--lens", str(lens_dir), "--split", "dev", "--no-cache"]
+    )
+    assert rc == 2
+    line = _one_line_error(capsys)
+    assert str(good_pairs) in line and "'dev'" in line and "'train'" in line and "'test'" in line
+
+
+def test_split_train_of_pairs_without_split_column_is_the_train_half(good_pairs: Path) -> None:
+    from embedlens.pipeline import pairs_train_test
+
+    data = read_pairs(good_pairs)
+    train, test_half, _ = pairs_train_test(data, "test")
+    train2, asked, how = pairs_train_test(data, "train")
+    assert asked.text_1 == train.text_1 == train2.text_1
+    assert not set(asked.text_1) & set(test_half.text_1)
+    assert how["test"] == "train"
+    with pytest.raises(DataFormatError, match="'train' and 'test'"):
+        pairs_train_test(data, "validation")
+
+
+# --------------------------------------------------------------------------- quiet, timing
+def test_every_subcommand_has_quiet() -> None:
+    parser = build_parser()
+    for argv in (
+        ["train", "--data", "d", "--out", "o"],
+        ["evaluate", "--data", "d", "--lens", "l"],
+        ["info", "l"],
+        ["demo"],
+        ["project", "--lens", "l", "--input", "i.npy", "--output", "o.npy"],
+        ["reproject", "--path", "p", "--source", "s", "--target", "t", "--lens", "l"],
+    ):
+        assert parser.parse_args([*argv, "--quiet"]).quiet is True, argv
+
+
+def test_bad_data_fails_fast_without_loading_torch(tmp_path: Path) -> None:
+    p = tmp_path / "latin.csv"
+    p.write_bytes(b"text_1,text_2,label\n\xe9t\xe9,b,1\n")
+    code = (
+        "import sys, time\n"
+        "from embedlens.cli import main\n"
+        "t = time.perf_counter()\n"
+        f"rc = main(['train', '--data', {str(p)!r}, '--out', {str(tmp_path / 'lens')!r}, '--no-cache'])\n"
+        "took = time.perf_counter() - t\n"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+        "print(rc, round(took, 3), ','.join(heavy) or '-')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    rc, took, heavy = proc.stdout.split()
+    assert rc == "2" and heavy == "-", proc.stdout
+    assert float(took) < 2.0
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and f"{p}:2" in err[0] and "not UTF-8" in err[0]
+
+
+def test_quiet_prints_only_the_result(tmp_path: Path, good_pairs: Path) -> None:
+    """The real model loads (its loaders draw progress bars): with --quiet, stdout is the result, stderr empty."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "embedlens.cli",
+            "train",
+            "--data",
+            str(good_pairs),
+            "--out",
+            str(tmp_path / "lens"),
+            "--no-cache",
+            "--dry-run",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in ENV.items() if k not in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    out = proc.stdout.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("to embed:"), out
+
+
+@pytest.mark.parametrize("labels", ["0", "-1"])
+def test_pairs_without_positive_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None, labels: str
+) -> None:
+    p = tmp_path / "negatives.csv"
+    p.write_text("text_1,text_2,label\n" + "".join(f"{a},{b},{labels}\n" for a, b, _ in _pairs_rows()))
+    assert _train(p, tmp_path) == 2
+    line = _one_line_error(capsys)
+    assert str(p) in line and "no positive pair" in line
+
+
+def test_graded_pairs_all_equal_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    p = tmp_path / "flat.csv"
+    p.write_text("text_1,text_2,label\n" + "".join(f"{a},{b},2.5\n" for a, b, _ in _pairs_rows()))
+    assert _train(p, tmp_path) == 2
+    assert "every label in split train" in _one_line_error(capsys)

@@ -1,0 +1,409 @@
+"""Output safety (issue 11): no command writes over anything that is not ours, or over/inside/around an input.
+
+The CLI tests swap the real model for the hashing embedder, so that the unsafe old code reaches (and
+shows) its destructive write quickly instead of loading a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from embedlens import EmbedlensInputError, Lens, load_lens
+from embedlens.cli import main
+from embedlens.project import project_npy
+from tests.conftest import HashEmbedder
+
+THESIS = b"Chapter 1. Four years of work.\n"
+
+
+@pytest.fixture
+def fast_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``embedlens train/evaluate`` with the 16-d hashing embedder instead of the real model, and a
+    stand-in for training (a random lens per seed): the CLI's checks and writes are what is tested."""
+    import embedlens.pipeline
+    from embedlens import cli
+    from embedlens.pipeline import open_embedder
+
+    def fake(args: object, model: object) -> object:
+        emb = open_embedder(base=HashEmbedder(), no_cache=True)
+        emb.progress = False
+        return emb
+
+    def fake_train(data: object, embedder: object, config: Any, **kw: object) -> object:
+        w = np.eye(16, dtype=np.float32) + 0.1 * np.random.default_rng(config.seed).standard_normal((16, 16))
+        curve = [{"epoch": 0, "val": 0.5, "train_loss": 1.0}, {"epoch": 1, "val": 0.6, "train_loss": 0.9}]
+        training = {
+            "val_metric": "ndcg@10",
+            "val_start": 0.5,
+            "val_best": 0.6,
+            "chosen_epoch": 1,
+            "reason": "r",
+        }
+        lens = Lens(w, mode="query", metadata={"base_model": "hash-test", "training": training})
+        return SimpleNamespace(lens=lens, curve=curve, summary={})
+
+    monkeypatch.setattr(cli, "_embedder", fake)
+    monkeypatch.setattr(embedlens.pipeline, "train_lens", fake_train)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("embedlens: error:"), err
+    return err[0]
+
+
+def _train(data: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["train", "--data", str(data), "--out", str(out), "--no-cache", "--quiet", "--epochs", "1", *extra]
+    )
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _lens16(tmp_path: Path, name: str = "lens") -> Path:
+    return Lens.identity(16, mode="query", base_model="hash-test").save(tmp_path / name)
+
+
+# ----------------------------------------------------------------------------- train --out
+
+
+def test_train_out_refuses_a_foreign_directory(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_bytes(THESIS)
+    for extra in ([], ["--force"]):
+        assert _train(tiny_beir, thesis, *extra) == 2
+        line = _error_line(capsys)
+        assert "--out" in line and str(thesis) in line and "not an embedlens lens directory" in line
+    assert (thesis / "thesis.tex").read_bytes() == THESIS
+
+
+def test_train_out_refuses_its_own_data(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _snapshot(tiny_beir)
+    for extra in ([], ["--force"]):
+        assert _train(tiny_beir, tiny_beir, *extra) == 2
+        assert "same path as the input --data" in _error_line(capsys)
+    assert _train(tiny_beir, tiny_beir / "lens") == 2  # inside the data directory
+    assert "lies inside the input --data" in _error_line(capsys)
+    assert _train(tiny_beir / "qrels", tiny_beir) == 2  # around the data
+    assert "contains the input --data" in _error_line(capsys)
+    assert _snapshot(tiny_beir) == before
+
+
+def test_train_out_refuses_a_data_csv(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("text_1,text_2,label\na b,a c,1\n")
+    for extra in ([], ["--force"]):
+        assert _train(tiny_beir, csv, *extra) == 2
+        assert "--out" in _error_line(capsys)
+    assert csv.read_text() == "text_1,text_2,label\na b,a c,1\n"
+
+
+def test_train_out_lens_needs_force_and_empty_dir_is_fine(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "empty"
+    out.mkdir()
+    assert _train(tiny_beir, out) == 0  # an existing empty directory may be used
+    first = (out / "weights.safetensors").read_bytes()
+    assert (out / "validation_curve.png").is_file()
+    capsys.readouterr()
+    assert _train(tiny_beir, out, "--seed", "3") == 2
+    line = _error_line(capsys)
+    assert "existing lens directory" in line and "--force" in line
+    assert (out / "weights.safetensors").read_bytes() == first
+    assert _train(tiny_beir, out, "--seed", "3", "--force") == 0
+    load_lens(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beir", "empty"]  # no temp or .old leftovers
+
+
+def test_train_force_refuses_a_lens_holding_a_foreign_file(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lens = _lens16(tmp_path)
+    (lens / "notes.md").write_bytes(THESIS)
+    for extra in ([], ["--force"]):
+        assert _train(tiny_beir, lens, *extra) == 2
+        assert "holds 'notes.md'" in _error_line(capsys)
+    assert (lens / "notes.md").read_bytes() == THESIS
+
+
+# ----------------------------------------------------------------------------- Lens.save from Python
+
+
+def test_lens_save_refuses_what_is_not_a_lens(tmp_path: Path) -> None:
+    from embedlens._outputs import OutputRefusedError
+
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_bytes(THESIS)
+    file = tmp_path / "data.csv"
+    file.write_bytes(THESIS)
+    for target in (thesis, file):
+        with pytest.raises(OutputRefusedError, match="refusing to replace it"):
+            Lens.identity(4).save(target)
+    assert (thesis / "thesis.tex").read_bytes() == THESIS and file.read_bytes() == THESIS
+    lens_dir = Lens.identity(4).save(tmp_path / "lens")
+    Lens.identity(4, normalize=False).save(lens_dir)  # a lens directory is replaced (documented)
+    assert load_lens(lens_dir).normalize is False
+    with pytest.raises(EmbedlensInputError, match="overwrite=True"):
+        Lens.identity(4).save(lens_dir, overwrite=False)
+
+
+def test_atomic_write_dir_old_name_is_unique(tmp_path: Path) -> None:
+    """Another process's ``.lens.old-<pid>`` (same pid in a container) is neither used nor touched."""
+    lens_dir = Lens.identity(4).save(tmp_path / "lens")
+    squatter = tmp_path / f".lens.old-{os.getpid()}"
+    squatter.mkdir()
+    (squatter / "keep.txt").write_bytes(THESIS)
+    Lens.identity(4, normalize=False).save(lens_dir)
+    assert load_lens(lens_dir).normalize is False
+    assert (squatter / "keep.txt").read_bytes() == THESIS
+
+
+def test_lens_dir_and_files_honour_the_umask(tmp_path: Path, umask_022: None) -> None:
+    from embedlens._atomic import atomic_write_bytes, atomic_write_json
+
+    lens_dir = Lens.identity(4).save(tmp_path / "lens")
+    assert stat.S_IMODE(lens_dir.stat().st_mode) == 0o755
+    for f in lens_dir.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+    atomic_write_bytes(tmp_path / "a.bin", b"x")
+    atomic_write_json(tmp_path / "b.json", {"a": 1})
+    assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o644
+    os.chmod(tmp_path / "a.bin", 0o640)  # replacing an existing file keeps its mode, like open() would
+    atomic_write_bytes(tmp_path / "a.bin", b"y")
+    assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o640
+    np.save(tmp_path / "x.npy", np.ones((3, 4), np.float32))
+    project_npy(tmp_path / "x.npy", tmp_path / "y.npy", Lens.identity(4), progress=False)
+    assert stat.S_IMODE((tmp_path / "y.npy").stat().st_mode) == 0o644
+
+
+# ----------------------------------------------------------------------------- evaluate --json / --plots
+
+
+def _evaluate(data: Path, lens: Path, *extra: str) -> int:
+    return main(["evaluate", "--data", str(data), "--lens", str(lens), "--no-cache", *extra])
+
+
+def test_evaluate_json_replaces_only_our_report_with_force(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lens = _lens16(tmp_path)
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"my": "notes"}')
+    for extra in ([], ["--force"]):
+        assert _evaluate(tiny_beir, lens, "--json", str(foreign), *extra) == 2
+        line = _error_line(capsys)
+        assert "--json" in line and str(foreign) in line
+    assert foreign.read_text() == '{"my": "notes"}'
+
+    report = tmp_path / "report.json"
+    assert _evaluate(tiny_beir, lens, "--json", str(report)) == 0
+    js = json.loads(report.read_text())
+    assert js["format"] == "embedlens-report" and "delta" in js
+    capsys.readouterr()
+    assert _evaluate(tiny_beir, lens, "--json", str(report)) == 2
+    assert "pass --force" in _error_line(capsys)
+    assert _evaluate(tiny_beir, lens, "--json", str(report), "--force") == 0
+
+
+def test_evaluate_outputs_never_inside_or_over_inputs(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lens = _lens16(tmp_path)
+    before = _snapshot(lens)
+    assert _evaluate(tiny_beir, lens, "--plots", str(lens)) == 2
+    assert "same path as the input --lens" in _error_line(capsys)
+    assert _evaluate(tiny_beir, lens, "--json", str(lens / "report.json")) == 2
+    assert "lies inside the input --lens" in _error_line(capsys)
+    assert _snapshot(lens) == before
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(json.dumps({"text_1": f"a{i}", "text_2": f"b{i}", "label": i % 2}) + "\n" for i in range(8))
+    )
+    assert _evaluate(pairs, lens, "--json", str(pairs), "--force") == 2
+    assert "same path as the input --data" in _error_line(capsys)
+    assert pairs.read_text().startswith('{"text_1": "a0"')
+
+
+def test_evaluate_plots_replace_only_our_png_with_force(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lens = _lens16(tmp_path)
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "other.txt").write_bytes(THESIS)  # other files in the folder are fine and untouched
+    assert _evaluate(tiny_beir, lens, "--plots", str(plots)) == 0
+    png = plots / "metric_at_k.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert _evaluate(tiny_beir, lens, "--plots", str(plots)) == 2
+    assert "metric_at_k.png" in _error_line(capsys)
+    assert _evaluate(tiny_beir, lens, "--plots", str(plots), "--force") == 0
+    png.write_bytes(THESIS)  # a file of our name that is not a PNG: not ours
+    capsys.readouterr()
+    assert _evaluate(tiny_beir, lens, "--plots", str(plots), "--force") == 2
+    assert "not a PNG" in _error_line(capsys)
+    assert png.read_bytes() == THESIS and (plots / "other.txt").read_bytes() == THESIS
+    assert sorted(p.name for p in plots.iterdir()) == ["metric_at_k.png", "other.txt"]
+
+
+# ----------------------------------------------------------------------------- project --output
+
+
+def _project(lens: Path, src: Path, dst: Path, *extra: str) -> int:
+    return main(["project", "--lens", str(lens), "--input", str(src), "--output", str(dst), *extra])
+
+
+@pytest.fixture
+def npy_setup(tmp_path: Path) -> tuple[Path, Path]:
+    np.save(tmp_path / "x.npy", np.arange(12, dtype=np.float32).reshape(3, 4) + 1)
+    return Lens.identity(4, mode="symmetric").save(tmp_path / "lens"), tmp_path / "x.npy"
+
+
+def test_project_bad_batch_size_keeps_a_good_output(
+    tmp_path: Path, npy_setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lens, src = npy_setup
+    dst = tmp_path / "y.npy"
+    assert _project(lens, src, dst) == 0
+    good = dst.read_bytes()
+    capsys.readouterr()
+    for extra in (["-1"], ["0"], ["-1", "--force"]):
+        assert _project(lens, src, dst, "--batch-size", *extra) == 2
+        assert "--batch-size" in _error_line(capsys)
+    assert dst.read_bytes() == good
+    for kwargs in ({"batch_size": -1}, {"batch_size": 0}, {"batch_size": 2.5}, {"side": "both"}):
+        with pytest.raises(EmbedlensInputError, match="batch_size|side"):
+            project_npy(src, dst, load_lens(lens), progress=False, **kwargs)  # type: ignore[arg-type]
+    assert dst.read_bytes() == good
+
+
+def test_project_output_refuses_input_lens_and_foreign_files(
+    tmp_path: Path, npy_setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lens, src = npy_setup
+    original = src.read_bytes()
+    for extra in ([], ["--force"]):
+        assert _project(lens, src, src, *extra) == 2
+        assert "same path as the input --input" in _error_line(capsys)
+    assert src.read_bytes() == original
+    assert _project(lens, src, lens / "y.npy") == 2
+    assert "lies inside the input --lens" in _error_line(capsys)
+    foreign = tmp_path / "thesis.npy"
+    foreign.write_bytes(THESIS)
+    assert _project(lens, src, foreign, "--force") == 2
+    assert "--output" in _error_line(capsys)
+    assert foreign.read_bytes() == THESIS
+    other = tmp_path / "ints.npy"
+    np.save(other, np.arange(6).reshape(2, 3))  # a .npy, but not one project could have written
+    assert _project(lens, src, other, "--force") == 2
+    assert "not a float32 matrix" in _error_line(capsys)
+    fifo = tmp_path / "fifo.npy"
+    os.mkfifo(fifo)  # refused without being opened (opening a FIFO would block)
+    assert _project(lens, src, fifo, "--force") == 2
+    assert "not a regular file" in _error_line(capsys)
+
+
+def test_project_output_ours_needs_force(
+    tmp_path: Path, npy_setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lens, src = npy_setup
+    dst = tmp_path / "y.npy"
+    assert _project(lens, src, dst) == 0
+    capsys.readouterr()
+    assert _project(lens, src, dst, "--side", "queries") == 2
+    assert "pass --force" in _error_line(capsys)
+    assert _project(lens, src, dst, "--side", "queries", "--force") == 0
+    np.testing.assert_allclose(np.load(dst), load_lens(lens).transform_queries(np.load(src)), atol=1e-6)
+
+
+def test_two_projects_to_one_output_do_not_share_a_temp_file(tmp_path: Path) -> None:
+    """A second run started while the first is writing: each has its own temp file, both complete."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    lens_a = Lens(rng.standard_normal((4, 4)).astype(np.float32))
+    lens_b = Lens(rng.standard_normal((4, 4)).astype(np.float32))
+    dst = tmp_path / "y.npy"
+    started = []
+
+    def run_b(done: int) -> None:
+        if not started:
+            started.append(done)
+            project_npy(tmp_path / "x.npy", dst, lens_b, batch_size=7, progress=False)
+            np.testing.assert_allclose(np.load(dst), lens_b.transform_documents(x), atol=1e-6)
+
+    project_npy(tmp_path / "x.npy", dst, lens_a, batch_size=10, progress=False, on_batch=run_b)
+    np.testing.assert_allclose(np.load(dst), lens_a.transform_documents(x), atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.npy"]
+
+
+# ----------------------------------------------------------------------------- demo --workdir
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import embedlens.pipeline
+
+    def refuse(*a: object, **k: object) -> None:
+        raise AssertionError("the model was loaded before the workdir was checked")
+
+    monkeypatch.setattr(embedlens.pipeline, "open_embedder", refuse)
+
+
+@pytest.mark.parametrize("foreign", ["lens/notes.md", "chroma/chroma.sqlite3", "thesis.tex"])
+def test_demo_refuses_a_foreign_workdir(tmp_path: Path, no_model: None, foreign: str) -> None:
+    from embedlens.demo import run_demo
+
+    work = tmp_path / "work"
+    (work / foreign).parent.mkdir(parents=True, exist_ok=True)
+    (work / foreign).write_bytes(THESIS)
+    with pytest.raises(
+        EmbedlensInputError, match=r"--workdir .*work: is not empty and is not a previous demo"
+    ):
+        run_demo(workdir=work)
+    assert _snapshot(work) == {foreign: THESIS}
+
+
+def test_demo_workdir_new_empty_or_marked(tmp_path: Path, tiny_beir: Path) -> None:
+    from embedlens._outputs import DEMO_MARKER, prepare_demo_workdir
+
+    new = prepare_demo_workdir(tmp_path / "new")
+    assert (new / DEMO_MARKER).is_file()
+    (tmp_path / "empty").mkdir()
+    assert (prepare_demo_workdir(tmp_path / "empty") / DEMO_MARKER).is_file()
+    (new / "chroma").mkdir()  # a previous demo's work directory is reused
+    assert prepare_demo_workdir(new) == new
+    with pytest.raises(EmbedlensInputError, match="--data"):
+        prepare_demo_workdir(tiny_beir, inputs={"--data": tiny_beir})
+    with pytest.raises(EmbedlensInputError, match="not a directory"):
+        prepare_demo_workdir(tiny_beir / "corpus.jsonl")
