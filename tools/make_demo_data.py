@@ -1,347 +1,138 @@
-"""Write the small BEIR-format dataset that ships with embedlens for `embedlens demo`.
+"""Write the BEIR-format help-desk dataset that ships with embedlens for `embedlens demo`.
 
-A help-desk knowledge base: articles written in formal product language, questions written the
-way users type them. Each article has three user questions (two for training, one held out for
-test); some articles are near-duplicate distractors that no question is about.
+An internal help desk. The knowledge-base articles are written in plain product language ("the
+billing service"); employees ask in the company's jargon: codenames and nicknames ("Falcon", "the
+Hive"), abbreviations ("PX", "perms", "pw", "RMAs"). The base model cannot know that Falcon is the
+billing service, so it finds the right *kind* of article (access, outage, export...) but for a random
+product. Every product has one article per topic and a codename means the same product in all of
+them, so a query lens can learn codename -> product from the training questions, and what it learns
+carries over to articles that no training question is about (the "unseen" test queries). Articles
+name their product in one of two ways and only some say what it does; test questions use wordings
+that no training question uses. A few distractors share a word with a codename in another sense
+(the Falcon meeting room, the roof's bee hive) or are about things nobody asks.
 
-Run: python tools/make_demo_data.py  (rewrites plugin/resources/demo/)
+Deterministic (seeded). Run: python tools/make_demo_data.py  (rewrites plugin/resources/demo/)
 """
 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parents[1] / "plugin" / "resources" / "demo"
+SEED = 0
+UNSEEN_PER_PRODUCT = 4  # of the 10 articles of each product, this many get test questions only
+TRAIN_PER_ARTICLE = 4  # training questions per seen article (each article also gets one test question)
+HINT_RATE = 0.3  # share of questions that also name something the product handles
+DESCRIBE_RATE = 0.6  # share of articles that also say what the product does
 
-# (doc id, title, text, [train question, train question, test question])
-ARTICLES = [
-    (
-        "kb01",
-        "Resetting your account password",
-        "Open Settings, choose Security, then Reset password. A verification code is sent to the recovery e-mail address on file.",
-        [
-            "forgot my login, how do I get back in",
-            "can't remember the password for my account",
-            "locked out because I lost my password",
-        ],
-    ),
-    (
-        "kb02",
-        "Enabling two-factor authentication",
-        "Two-factor authentication adds a one-time code from an authenticator app to each sign-in. Enable it under Settings > Security > 2FA.",
-        [
-            "how to turn on the code from my phone app when logging in",
-            "extra login protection with authenticator",
-            "make sign in ask for a phone code",
-        ],
-    ),
-    (
-        "kb03",
-        "Exporting your data as CSV",
-        "Use Reports > Export to download every table as comma-separated values. Large exports are e-mailed as a ZIP archive.",
-        [
-            "get all my stuff out into a spreadsheet",
-            "download everything to excel",
-            "how do I back up my tables into a file I can open in sheets",
-        ],
-    ),
-    (
-        "kb04",
-        "Importing contacts",
-        "Contacts can be imported from a vCard or CSV file under Contacts > Import. Duplicates are merged by e-mail address.",
-        [
-            "move my address book over from outlook",
-            "bring in people from a file",
-            "upload my phone contacts list",
-        ],
-    ),
-    (
-        "kb05",
-        "Changing the billing plan",
-        "Upgrades take effect immediately and are prorated; downgrades apply at the next renewal date. Manage plans under Billing > Plan.",
-        ["switch to the cheaper subscription", "go up to the pro tier", "pay less per month, how"],
-    ),
-    (
-        "kb06",
-        "Updating the payment card",
-        "Replace the card on file under Billing > Payment methods. The new card is charged from the next invoice.",
-        ["my credit card expired what now", "use a different visa for paying", "swap the card you charge"],
-    ),
-    (
-        "kb07",
-        "Requesting a refund",
-        "Refunds for annual plans are available within 30 days of purchase. Submit a request from Billing > Invoices > Request refund.",
-        [
-            "want my money back",
-            "charged by mistake can I get it returned",
-            "get reimbursed for the yearly fee",
-        ],
-    ),
-    (
-        "kb08",
-        "Cancelling a subscription",
-        "Cancel at any time under Billing > Plan > Cancel. The workspace stays active until the end of the paid period.",
-        ["stop paying and close the plan", "end my membership", "how to quit the service"],
-    ),
-    (
-        "kb09",
-        "Sync is stuck or slow",
-        "If files stop synchronising, pause and resume sync from the tray icon, then check that the disk has free space.",
-        [
-            "files won't upload from my laptop",
-            "the cloud folder stopped updating",
-            "desktop app not syncing my documents",
-        ],
-    ),
-    (
-        "kb10",
-        "Recovering deleted files",
-        "Deleted files stay in the Trash for 30 days. Open Trash, select the files and choose Restore.",
-        [
-            "accidentally removed a document, can I undo",
-            "bring back something I threw away",
-            "where do erased files go",
-        ],
-    ),
-    (
-        "kb11",
-        "Sharing a folder with a team",
-        "Right-click a folder, choose Share, and add members by e-mail. Set each member to Viewer or Editor.",
-        [
-            "let coworkers see my folder",
-            "give my colleague access to a directory",
-            "collaborate on a folder with others",
-        ],
-    ),
-    (
-        "kb12",
-        "Revoking a shared link",
-        "Public links can be disabled under Sharing > Links. Disabled links return an error page immediately.",
-        [
-            "stop people opening the link I sent",
-            "turn off the public url",
-            "make a shared link not work anymore",
-        ],
-    ),
-    (
-        "kb13",
-        "Mobile app crashes on start",
-        "Clear the app cache, update to the latest version, and restart the phone. Crash reports are sent automatically.",
-        [
-            "phone app closes right after opening",
-            "android app keeps crashing",
-            "iphone application quits immediately",
-        ],
-    ),
-    (
-        "kb14",
-        "Notifications not arriving",
-        "Check that notifications are allowed in the phone's system settings and that Do Not Disturb is off.",
-        ["I don't get alerts on my phone", "no push messages anymore", "why am I not being notified"],
-    ),
-    (
-        "kb15",
-        "Connecting a calendar",
-        "Link Google or Outlook calendars under Integrations > Calendar. Events sync every five minutes.",
-        ["see my meetings inside the app", "hook up outlook schedule", "show google appointments here"],
-    ),
-    (
-        "kb16",
-        "Setting up single sign-on",
-        "Administrators can configure SAML single sign-on with Okta, Azure AD or any SAML 2.0 provider under Admin > SSO.",
-        [
-            "log in with our company okta",
-            "use azure ad for everyone",
-            "corporate login integration for staff",
-        ],
-    ),
-    (
-        "kb17",
-        "Adding users to a workspace",
-        "Invite users from Admin > Members > Invite. Each seat is billed from the day the invitation is accepted.",
-        ["bring new employees onto our account", "invite my team", "add another person to the workspace"],
-    ),
-    (
-        "kb18",
-        "Removing a user",
-        "Remove a member under Admin > Members. Their files are transferred to the administrator you choose.",
-        [
-            "someone left the company, take away their access",
-            "delete an employee's account",
-            "kick a member out",
-        ],
-    ),
-    (
-        "kb19",
-        "API rate limits",
-        "The REST API allows 600 requests per minute per token. Exceeding it returns HTTP 429 with a Retry-After header.",
-        [
-            "getting too many requests errors from the api",
-            "how many calls can my script make",
-            "429 response what does it mean",
-        ],
-    ),
-    (
-        "kb20",
-        "Creating an API token",
-        "Generate personal access tokens under Developer > Tokens. Tokens are shown once; store them securely.",
-        [
-            "where do I get a key for the api",
-            "need credentials for my integration script",
-            "generate a developer secret",
-        ],
-    ),
-    (
-        "kb21",
-        "Webhooks",
-        "Webhooks send an HTTP POST to your URL when records change. Configure endpoints under Developer > Webhooks.",
-        [
-            "notify my server when something changes",
-            "callback url for events",
-            "push updates to my endpoint automatically",
-        ],
-    ),
-    (
-        "kb22",
-        "Dark mode",
-        "Switch between light and dark themes under Settings > Appearance, or follow the operating system setting.",
-        ["screen too bright at night", "black background option", "change the colors to dark"],
-    ),
-    (
-        "kb23",
-        "Changing the interface language",
-        "Pick a display language under Settings > Language. Dates and numbers follow the chosen region.",
-        ["app is in german, want english", "switch the menus to spanish", "how do I change language"],
-    ),
-    (
-        "kb24",
-        "Printing reports",
-        "Open a report and choose Print or Save as PDF. Landscape layout fits wide tables.",
-        ["make a paper copy of the report", "save a report as pdf", "print my dashboard"],
-    ),
-    (
-        "kb25",
-        "Storage quota exceeded",
-        "Each plan includes a storage quota. When it is exceeded, uploads pause until files are deleted or the plan is upgraded.",
-        ["it says I am out of space", "can't upload, storage full", "ran out of room for files"],
-    ),
-    (
-        "kb26",
-        "Offline mode",
-        "Mark files as Available offline to open them without a connection. Changes sync when you are back online.",
-        [
-            "work on the plane without internet",
-            "use documents with no wifi",
-            "access files when disconnected",
-        ],
-    ),
-    (
-        "kb27",
-        "Version history",
-        "Every save creates a version. Open a file's menu and choose Version history to compare or restore earlier versions.",
-        [
-            "go back to yesterday's copy of my file",
-            "undo changes someone made last week",
-            "see older edits of a document",
-        ],
-    ),
-    (
-        "kb28",
-        "Deleting your account",
-        "Account deletion is permanent and removes all data after 14 days. Request it under Settings > Privacy > Delete account.",
-        ["erase my profile completely", "remove all my information for good", "close my account forever"],
-    ),
-    (
-        "kb29",
-        "Privacy and data location",
-        "Customer data is stored in the EU or US region chosen at sign-up and is encrypted at rest and in transit.",
-        ["where are my files physically kept", "is my data stored in europe", "gdpr where do you host"],
-    ),
-    (
-        "kb30",
-        "Contacting support",
-        "Open a ticket from Help > Contact support. Paid plans get a reply within one business day.",
-        ["talk to a human", "how do I reach customer service", "open a help ticket"],
-    ),
-    # distractors: close to the articles above, never the answer to a question
-    (
-        "kb31",
-        "Password requirements",
-        "Passwords need at least 12 characters, including a number and a symbol. Old passwords cannot be reused.",
-        [],
-    ),
-    (
-        "kb32",
-        "Security audit log",
-        "Administrators can review sign-ins, password changes and permission changes in Admin > Audit log.",
-        [],
-    ),
-    (
-        "kb33",
-        "Invoice history",
-        "All invoices are listed under Billing > Invoices and can be downloaded as PDF.",
-        [],
-    ),
-    (
-        "kb34",
-        "Tax and VAT settings",
-        "Add a VAT number under Billing > Tax details so that invoices show the reverse-charge note.",
-        [],
-    ),
-    (
-        "kb35",
-        "File type support",
-        "Previews are available for PDF, images, office documents and plain text. Other files can be downloaded.",
-        [],
-    ),
-    (
-        "kb36",
-        "Keyboard shortcuts",
-        "Press ? anywhere to show the list of keyboard shortcuts. Shortcuts can be turned off in Settings.",
-        [],
-    ),
-    (
-        "kb37",
-        "Browser requirements",
-        "The web app supports the two latest versions of Chrome, Firefox, Safari and Edge.",
-        [],
-    ),
-    (
-        "kb38",
-        "Team roles and permissions",
-        "Roles are Owner, Admin, Member and Guest. Guests only see items explicitly shared with them.",
-        [],
-    ),
-    (
-        "kb39",
-        "Service status page",
-        "Live availability and incident history are published on the status page.",
-        [],
-    ),
-    ("kb40", "Changelog", "New features and fixes are announced in the changelog every two weeks.", []),
-]
+# codename as employees type it | names in the articles | what it does | words some questions add
+GLOSSARY = """
+Falcon   | billing service; invoicing and subscriptions system | It issues invoices, charges cards and renews subscriptions. | invoices; charges
+the Hive | shared team workspace; team collaboration space | It holds team boards, shared folders and discussion channels. | boards; channels
+PX       | payments export job; nightly settlement export | It sends the nightly file of settled payments to accounting. | payments file; settlements
+Nimbus   | desktop file sync client; laptop sync app | It keeps the files on your laptop in step with cloud storage. | sync; laptop files
+Beacon   | alerting service; on-call paging system | It pages engineers when a monitored system fails. | paging; monitors
+Quill    | document editor; collaborative writing tool | Contracts, proposals and specifications are written in it together. | docs; proposals
+Orbit    | mobile sales app; field sales phone app | Field sales staff log customer visits and orders with it on their phones. | phone app; orders
+Keystone | identity portal; company account manager | It manages company accounts, passwords and group memberships. | accounts; groups
+Pulse    | analytics dashboard site; reporting site | It charts revenue, usage and churn for every team. | charts; metrics
+Relay    | outbound e-mail gateway; customer mail delivery service | It delivers the e-mails that our products send to customers. | customer emails; bounces
+Harbor   | warehouse inventory system; stock and shipping tracker | It tracks stock levels, shipments and customer returns. | stock; RMAs
+Tempo    | timesheet tool; time tracking app | Staff record the hours they spend on each project in it every week. | hours; timesheets
+Cobalt   | customer records database; customer relationship database | It stores each customer's contacts, contracts and history. | customer records; contacts
+Juno     | support ticketing system; help-desk queue tool | Support agents answer customer tickets from its queues. | tickets; queues
+"""
+
+# topic | article title | article text, then an indented line of how employees ask (the last two
+# wordings only in test questions); {p}: the product's plain name, {c}: its codename
+TOPICS = """
+overview | What the {p} is | An introduction to the {p}: what it is for, who uses it and where to find it.
+  what is {c} | what does {c} do | new here, what's {c} | someone said to check {c}, what is that | what's {c} used for | explain {c} in one line | never heard of {c}, is it a tool? | {c} - which team uses it
+access | Requesting access to the {p} | Access to the {p} is granted per team. Ask your manager to approve a request; the role is added within an hour.
+  need perms for {c} | how do I get access to {c} | {c} says permission denied | who approves {c} access | {c} account for a new hire | no perms on {c}, pls help | can you add me to {c} | I can't see anything in {c}, do I need a role
+login | Cannot sign in to the {p} | If signing in to the {p} fails, reset your password and clear the browser cookies. Accounts lock after five failed attempts.
+  can't log into {c} | {c} pw not working | locked out of {c} | {c} login loop | {c} keeps rejecting my password | reset pw for {c} | {c} won't let me sign in | forgot my {c} password
+slow | The {p} is slow | Slowness in the {p} is usually caused by large searches or a busy period. Narrow the date range; report it if pages take more than ten seconds.
+  {c} super slow today | {c} laggy | why is {c} taking forever | {c} timing out | {c} takes ages to load | {c} perf is terrible | {c} is crawling | {c} pages spin for a minute
+outage | Is the {p} down? | Check the status page for incidents affecting the {p}. During an outage work is queued and nothing is lost; do not retry in a loop.
+  is {c} down | {c} not loading for anyone? | {c} outage? | {c} 500 errors everywhere | {c} dead again | anyone else seeing {c} broken | {c} unavailable right now? | {c} went down in the middle of my work
+export | Exporting data from the {p} | Any list in the {p} can be downloaded as a CSV spreadsheet with the Export button. Exports over 100,000 rows are e-mailed as a ZIP file.
+  dump {c} data to csv | export from {c} to excel | {c} csv download | pull a spreadsheet out of {c} | get my {c} data into sheets | {c} export stuck | {c} to spreadsheet | download a list from {c}
+api | Connecting the {p} through the API | The {p} has a REST API. Create a token under Developer settings and call it from scripts or other tools; webhooks report changes.
+  {c} api token | hook {c} up to slack | script against {c} | {c} webhook setup | does {c} have an api | integrate {c} with our tool | {c} REST endpoint docs | automate {c} with a script
+restore | Restoring deleted items in the {p} | Deleted items stay in the trash of the {p} for 30 days and can be restored from there; after that, ask the owning team for a backup.
+  undo delete in {c} | recover stuff I deleted in {c} | {c} lost my changes | accidentally removed something from {c} | {c} trash where | roll back {c} to yesterday | get back a deleted record in {c} | {c} recycle bin
+alerts | Changing e-mail notifications from the {p} | Choose which events of the {p} send you an e-mail under Profile > Notifications, or switch to a daily digest.
+  too many {c} emails | stop {c} notifications | mute {c} | {c} spamming me | turn off {c} alerts | daily digest for {c} | unsubscribe from {c} mails | {c} notifications are flooding my inbox
+owner | Who owns the {p} and how to escalate | The team that owns the {p} is listed in the service catalogue. For urgent problems contact its on-call engineer; otherwise open a ticket.
+  who owns {c} | escalate {c} issue | who's on call for {c} | {c} team contact | which team runs {c} | urgent {c} problem, who do I ping | {c} owner? | who maintains {c}
+"""
+
+# title | text: no question is about these
+DISTRACTORS = """
+Booking a meeting room | Rooms on the third floor are named Falcon, Harbor and Orbit. Book them in the calendar.
+The rooftop bee hive | Volunteers look after the bee hive on the roof; the honey is shared out every autumn.
+Quarterly pulse survey | The pulse survey asks how you feel about your work. Answers are anonymous.
+Guest Wi-Fi | Visitors join the Nimbus-Guest network; the password is printed at reception.
+Tempo of the release train | Product releases ship every two weeks on Tuesday; the freeze starts on Friday.
+Submitting expense reports | Photograph receipts and submit them within 30 days; managers approve weekly.
+Public holidays | The holiday calendar for each office is published in January.
+Laptop replacement | Laptops are replaced every three years; order a new one from the hardware catalogue.
+Parking permits | Parking permits are issued by facilities for one year at a time.
+Booking business travel | Book flights and hotels through the travel desk at least two weeks ahead.
+Security awareness training | Every employee completes the phishing course once a year.
+Setting up a printer | Printers on each floor are added automatically; scan to e-mail from the touch screen.
+"""
+
+
+def rows(table: str) -> list[list[Any]]:
+    """The ' | '-separated fields of each line of a table (an indented line continues the one above)."""
+    out: list[list[Any]] = []
+    for line in table.strip("\n").splitlines():
+        fields = [f.strip() for f in line.split(" | ")]
+        if line.startswith("  "):
+            out[-1].append(fields)
+        else:
+            out.append(fields)
+    return out
 
 
 def main() -> None:
+    rng = random.Random(SEED)
+    topics = {t: (title, text, asks) for t, title, text, asks in rows(TOPICS)}
+    corpus, queries, train, test = [], [], [], []
+
+    def ask(doc_id: str, text: str, split: list[tuple[str, str]], hints: list[str]) -> None:
+        if rng.random() < HINT_RATE:
+            text = f"{text} ({rng.choice(hints)})"
+        qid = f"q{len(queries) + 1:04d}"
+        queries.append({"_id": qid, "text": text})
+        split.append((qid, doc_id))
+
+    for i, (code, names, what, hints) in enumerate(rows(GLOSSARY)):
+        unseen = set(rng.sample(sorted(topics), UNSEEN_PER_PRODUCT))
+        for j, (topic, (title, text, asks)) in enumerate(topics.items()):
+            doc_id = f"kb{i + 1:02d}{j:02d}"
+            name = rng.choice(names.split("; "))
+            title, text = title.format(p=name), text.format(p=name)
+            text = f"{text} {what}" if rng.random() < DESCRIBE_RATE else text
+            corpus.append({"_id": doc_id, "title": title[0].upper() + title[1:], "text": text})
+            ask(doc_id, rng.choice(asks[-2:]).format(c=code), test, hints.split("; "))  # never trained on
+            if topic not in unseen:
+                for a in rng.sample(asks[:-2], TRAIN_PER_ARTICLE):
+                    ask(doc_id, a.format(c=code), train, hints.split("; "))
+    for n, (title, text) in enumerate(rows(DISTRACTORS)):
+        corpus.append({"_id": f"kb99{n:02d}", "title": title, "text": text})
+
     (OUT / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(OUT / "corpus.jsonl", "w") as f:
-        for doc_id, title, text, _ in ARTICLES:
-            f.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    queries, train, test = [], [], []
-    for doc_id, _, _, questions in ARTICLES:
-        for i, q in enumerate(questions):
-            qid = f"q{doc_id[2:]}{'abc'[i]}"
-            queries.append({"_id": qid, "text": q})
-            (test if i == 2 else train).append((qid, doc_id))
-    with open(OUT / "queries.jsonl", "w") as f:
-        for q in queries:
-            f.write(json.dumps(q) + "\n")
-    for name, rows in (("train", train), ("test", test)):
-        with open(OUT / "qrels" / f"{name}.tsv", "w") as f:
-            f.write("query-id\tcorpus-id\tscore\n")
-            for qid, doc_id in rows:
-                f.write(f"{qid}\t{doc_id}\t1\n")
+    for name, records in (("corpus", corpus), ("queries", queries)):
+        (OUT / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    for name, pairs in (("train", train), ("test", test)):
+        lines = "".join(f"{qid}\t{doc_id}\t1\n" for qid, doc_id in sorted(pairs))
+        (OUT / "qrels" / f"{name}.tsv").write_text("query-id\tcorpus-id\tscore\n" + lines)
 
 
 if __name__ == "__main__":
