@@ -44,7 +44,7 @@ def main() -> None:
     )
     ds = read_beir(demo_data_dir())
     col.add(ids=ds.corpus_ids, documents=ds.corpus_texts)
-    question = "where do erased files go"
+    question = "Falcon - which team uses it"
     print("query:", question)
     print("this process:", col.query(query_texts=[question], n_results=3)["ids"][0])
     print("stored config:", col.configuration_json["embedding_function"])

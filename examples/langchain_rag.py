@@ -44,7 +44,7 @@ def main() -> None:
         "context": store.as_retriever(search_kwargs={"k": 2}) | RunnableLambda(format_docs),
         "question": RunnablePassthrough(),
     } | RunnableLambda(lambda x: f"Question: {x['question']}\nContext:\n{x['context']}")
-    print(chain.invoke("my credit card expired what now"))
+    print(chain.invoke("PX pw not working"))
 
 
 if __name__ == "__main__":
