@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: venv demo test slow integration_tests lint format bench bench-env clean wheel-check
+.PHONY: venv demo test slow integration_tests lint typecheck format bench bench-env clean wheel-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,14 @@ integration_tests: venv
 lint: venv
 	$(VENV)/bin/ruff check plugin adapters tests bench examples tools
 	$(VENV)/bin/ruff format --check plugin adapters tests bench examples tools
-	$(VENV)/bin/mypy plugin adapters
+	$(MAKE) typecheck
+
+# mypy on the package as it is installed (embedlens = plugin/ + adapters/ as embedlens.adapters), laid out
+# with symlinks so that every cross-module call is checked (an editable install hides the package from mypy).
+typecheck: venv
+	rm -rf build/typecheck && mkdir -p build/typecheck/embedlens
+	ln -s $(CURDIR)/plugin/* build/typecheck/embedlens/ && ln -s $(CURDIR)/adapters build/typecheck/embedlens/adapters
+	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p embedlens
 
 format: venv
 	$(VENV)/bin/ruff format plugin adapters tests bench examples tools

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -189,7 +189,11 @@ def run_demo(
     name = "embedlens_demo"
     if name in [c.name for c in client.list_collections()]:
         client.delete_collection(name)
-    col = client.create_collection(name, embedding_function=ef, configuration={"hnsw": {"space": "cosine"}})
+    col = client.create_collection(
+        name,
+        embedding_function=cast(Any, ef),  # chroma's stubs expect EmbeddingFunction[Embeddable]
+        configuration={"hnsw": {"space": "cosine"}},
+    )
     for start in range(0, len(ds.corpus_ids), 1000):
         col.add(ids=ds.corpus_ids[start : start + 1000], documents=ds.corpus_texts[start : start + 1000])
     echo(f"      {col.count()} documents in collection {name!r} at {work / 'chroma'}")

@@ -114,12 +114,14 @@ def train_pairs(
         terms = diff[valid]
         return torch.logsumexp(torch.cat([torch.zeros(1), terms]), dim=0)
 
+    mode: str = config.mode or "query"  # resolved by TrainConfig; never None here
+
     def val_fn(w: np.ndarray) -> float:
-        return pair_val_metric(w, a[va], b[va], labels[va], mode=config.mode, binary=binary)
+        return pair_val_metric(w, a[va], b[va], labels[va], mode=mode, binary=binary)
 
     def accept(best: np.ndarray, start: np.ndarray) -> tuple[bool, str]:
-        cos_best = pair_cosines_through(best, a[va], b[va], mode=config.mode)
-        cos_start = pair_cosines_through(start, a[va], b[va], mode=config.mode)
+        cos_best = pair_cosines_through(best, a[va], b[va], mode=mode)
+        cos_start = pair_cosines_through(start, a[va], b[va], mode=mode)
         lab = labels[va]
 
         def diff(i: np.ndarray) -> float:

@@ -110,12 +110,14 @@ def train_retrieval(
         logits = logits.masked_fill(torch.from_numpy(mask), float("-inf"))
         return F.cross_entropy(logits, torch.arange(b))
 
+    mode: str = config.mode or "query"  # resolved by TrainConfig; never None here
+
     def val_fn(w: np.ndarray) -> float:
-        return float(retrieval_ndcg10(w, queries[val_q], docs, val_qrels, mode=config.mode).mean())
+        return float(retrieval_ndcg10(w, queries[val_q], docs, val_qrels, mode=mode).mean())
 
     def accept(best: np.ndarray, start: np.ndarray) -> tuple[bool, str]:
-        per_start = retrieval_ndcg10(start, queries[val_q], docs, val_qrels, mode=config.mode)
-        per_best = retrieval_ndcg10(best, queries[val_q], docs, val_qrels, mode=config.mode)
+        per_start = retrieval_ndcg10(start, queries[val_q], docs, val_qrels, mode=mode)
+        per_best = retrieval_ndcg10(best, queries[val_q], docs, val_qrels, mode=mode)
         u = paired_uplift(per_start, per_best, seed=config.seed)
         lo, hi = u.ci95
         return u.ci95[0] > 0, f"the gain {u.delta:+.4f} is not significant (95% CI [{lo:+.4f}, {hi:+.4f}])"
