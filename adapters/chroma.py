@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,7 +35,12 @@ from embedlens.adapters._lenses import as_lens
 from embedlens.errors import EmbedlensInputError, LensFormatError, TextsTypeError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
-__all__ = ["LensEmbeddingFunction", "EmbedlensBaseFunction", "reproject_collection"]
+__all__ = [
+    "LensEmbeddingFunction",
+    "EmbedlensBaseFunction",
+    "check_collection_name",
+    "reproject_collection",
+]
 
 NAME = "embedlens"
 _BASE_CACHE: dict[str, Any] = {}
@@ -361,6 +367,36 @@ class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
 
 
 # --------------------------------------------------------------------------- re-projection
+_NAME_RULES = (
+    "3-512 characters from [a-zA-Z0-9._-], starting and ending with a letter or digit, "
+    "no '..', and not an IPv4 address"
+)
+
+
+def collection_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid Chroma collection name (Chroma's own rules), or None when it is."""
+    if not isinstance(name, str):
+        return f"must be a string, got {type(name).__name__}"
+    if not (3 <= len(name) <= 512) or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]", name) is None:
+        return f"is not a valid collection name (Chroma needs {_NAME_RULES})"
+    if ".." in name:
+        return f"is not a valid collection name (it holds '..'; Chroma needs {_NAME_RULES})"
+    if re.fullmatch(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", name):
+        return f"is not a valid collection name (it is an IPv4 address; Chroma needs {_NAME_RULES})"
+    return None
+
+
+def check_collection_name(name: str, option: str) -> None:
+    """Refuse an invalid Chroma collection name before any client is opened.
+
+    Raises:
+        EmbedlensInputError: one line naming ``option`` (e.g. ``--target``) and the name.
+    """
+    why = collection_name_problem(name)
+    if why is not None:
+        raise EmbedlensInputError(f"{option} {name!r}: {why}")
+
+
 def reproject_collection(
     client: Any,
     source: str,
@@ -370,14 +406,24 @@ def reproject_collection(
     batch_size: int = 1000,
     progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    allow_no_function: bool = False,
 ) -> int:
     """Copy ``source``'s stored raw vectors through a symmetric ``lens`` into collection ``target``.
 
     Ids, documents and metadata are kept; the embedding model is not called. Batches are upserted
     in id order, so a run interrupted midway resumes where it stopped (ids already in ``target``
-    are skipped). The target collection is created with the cosine space and, when the source has
-    an embedding function config, a :class:`LensEmbeddingFunction` over the same base function,
-    so later queries through ``target`` are projected too.
+    are skipped). The target collection is created with the cosine space and an embedding function
+    chosen from the source's stored configuration, never Chroma's default:
+
+    - a source with a (rebuildable) base function: a :class:`LensEmbeddingFunction` over it, so later
+      ``query_texts`` through ``target`` are projected too;
+    - a source stored without an embedding function Chroma can rebuild (vectors only, or Chroma's
+      ``legacy`` marker): none either;
+    - a source built through :class:`LensEmbeddingFunction`: refused, its vectors are already projected;
+    - a source whose function cannot be rebuilt here (unknown, no config, another model than the
+      lens's): refused, unless ``allow_no_function`` accepts a target without an embedding function.
+
+    What Chroma stored for ``target`` is checked (an existing ``target`` must hold the same function).
 
     Args:
         client: a Chroma client (persistent or HTTP).
@@ -387,39 +433,54 @@ def reproject_collection(
         progress: tqdm bar.
         on_batch: called with the number of vectors written after each batch (tests use it to
             interrupt a run).
+        allow_no_function: create ``target`` without an embedding function when the source's
+            cannot be rebuilt (queries must then be projected by the caller).
 
     Returns:
         The number of vectors written by this call.
 
     Raises:
-        EmbedlensInputError: a query-mode lens, or stored vectors of the wrong dimension.
+        EmbedlensInputError: a query-mode lens, an invalid or missing collection, ``source`` equal to
+            ``target``, an already projected source, a base function that cannot be rebuilt (without
+            ``allow_no_function``), an existing ``target`` with another embedding function, or stored
+            vectors of the wrong dimension.
     """
     lens = as_lens(lens)
     if lens.mode != "symmetric":
         raise EmbedlensInputError("re-projection needs a symmetric lens; a query lens keeps documents raw")
-    src = client.get_collection(source)
-    tgt = _target_collection(client, src, target, lens)
+    check_collection_name(source, "source")
+    check_collection_name(target, "target")
+    if source == target:
+        raise EmbedlensInputError(f"target {target!r} is the source collection; give another name")
+    src = _get_collection(client, source)
+    if src is None:
+        raise EmbedlensInputError(f"source collection {source!r} does not exist")
+    tgt = _target_collection(client, src, target, lens, allow_no_function=allow_no_function)
     total = src.count()
     from tqdm.auto import tqdm
 
+    from embedlens.project import end_progress_bar
+
     written = 0
     bar = tqdm(total=total, desc=f"re-projecting {source} -> {target}", disable=not progress, leave=False)
-    for ids, vectors, documents, metadatas in _iter_source(src, batch_size):
-        have = set(tgt.get(ids=ids, include=[])["ids"]) if ids else set()
-        keep = [i for i, x in enumerate(ids) if x not in have]
-        if keep:
-            projected = lens.transform_documents(vectors[keep])
-            tgt.upsert(
-                ids=[ids[i] for i in keep],
-                embeddings=projected,
-                documents=None if documents is None else [documents[i] for i in keep],
-                metadatas=None if metadatas is None else [metadatas[i] for i in keep],
-            )
-            written += len(keep)
-            if on_batch is not None:
-                on_batch(written)
-        bar.update(len(ids))
-    bar.close()
+    try:
+        for ids, vectors, documents, metadatas in _iter_source(src, batch_size):
+            have = set(tgt.get(ids=ids, include=[])["ids"]) if ids else set()
+            keep = [i for i, x in enumerate(ids) if x not in have]
+            if keep:
+                projected = lens.transform_documents(vectors[keep])
+                tgt.upsert(
+                    ids=[ids[i] for i in keep],
+                    embeddings=projected,
+                    documents=None if documents is None else [documents[i] for i in keep],
+                    metadatas=None if metadatas is None else [metadatas[i] for i in keep],
+                )
+                written += len(keep)
+                if on_batch is not None:
+                    on_batch(written)
+            bar.update(len(ids))
+    finally:
+        end_progress_bar(bar)  # an error printed next starts on a line of its own
     return written
 
 
@@ -444,18 +505,117 @@ def _iter_source(src: Any, batch_size: int) -> Iterator[tuple[list[str], np.ndar
         offset += len(ids)
 
 
-def _target_collection(client: Any, src: Any, target: str, lens: Lens) -> Any:
-    ef = None
+def _get_collection(client: Any, name: str) -> Any:
+    """The collection ``name`` opened without building its embedding function, or None if missing."""
+    from chromadb.errors import NotFoundError
+
     try:
-        src_ef = src.configuration.get("embedding_function") if hasattr(src, "configuration") else None
-    except Exception:  # noqa: BLE001 - older configs
-        src_ef = None
-    if src_ef is not None and not isinstance(src_ef, LensEmbeddingFunction) and lens.path is not None:
-        try:
-            ef = LensEmbeddingFunction(src_ef, lens)
-        except Exception:  # noqa: BLE001 - base cannot be rebuilt here: store vectors only
-            ef = None
-    kwargs: dict[str, Any] = {"configuration": {"hnsw": {"space": "cosine"}}}
-    if ef is not None:
-        kwargs["embedding_function"] = ef
-    return client.get_or_create_collection(target, **kwargs)
+        # embedding_function=None: no model is loaded just to read stored vectors
+        return client.get_collection(name, embedding_function=None)
+    except NotFoundError:
+        return None
+    except ValueError as e:  # older Chroma versions raise ValueError for a missing collection
+        if "does not exist" in str(e):
+            return None
+        raise
+
+
+def _stored_function(col: Any) -> dict[str, Any] | None:
+    """The embedding function config Chroma stored for ``col`` (raw: nothing is built), or None.
+
+    ``{"type": "legacy"}`` (what Chroma stores for ``embedding_function=None`` with a configuration,
+    or for a function without a config) is None too: Chroma rebuilds no function from either.
+    """
+    try:
+        raw = (col.configuration_json or {}).get("embedding_function")
+    except Exception:  # noqa: BLE001 - a client without configurations stores no function
+        return None
+    if not isinstance(raw, dict) or raw.get("type") == "legacy":
+        return None
+    return raw
+
+
+def _target_function(src: Any, lens: Lens, *, allow_no_function: bool) -> LensEmbeddingFunction | None:
+    """The embedding function ``target`` must get: the lens over the source's base function, or None.
+
+    Raises:
+        EmbedlensInputError: the source is already projected, or its base function cannot be rebuilt
+            and ``allow_no_function`` is False.
+    """
+    stored = _stored_function(src)
+    if stored is None:  # a vectors-only source (no function Chroma could rebuild): the target is one too
+        return None
+    name = stored.get("name")
+    if name == NAME:
+        raise EmbedlensInputError(
+            f"source collection {src.name!r} was built through LensEmbeddingFunction: its vectors are "
+            "already projected by a lens; re-project the collection of raw vectors instead"
+        )
+    hint = (
+        "pass allow_no_function=True (CLI: --no-embedding-function) to create the target without an "
+        "embedding function (queries must then be projected by you)"
+    )
+    try:
+        if stored.get("type") != "known" or not isinstance(stored.get("config"), dict):
+            msg = "it has no stored config"
+            raise EmbedlensInputError(msg)
+        base = config_to_embedding_function(stored)
+        return LensEmbeddingFunction(base, lens)
+    except Exception as e:  # noqa: BLE001 - any failure to rebuild is reported the same way
+        if allow_no_function:
+            return None
+        why = " ".join(str(e).split())[:300] or type(e).__name__
+        raise EmbedlensInputError(
+            f"the embedding function of source collection {src.name!r} ({name or stored.get('type')}) "
+            f"cannot be rebuilt with this lens ({why}); {hint}"
+        ) from e
+
+
+def _function_matches(stored: dict[str, Any] | None, ef: LensEmbeddingFunction | None) -> bool:
+    """Whether Chroma's stored function config is ``ef`` (None: no function at all)."""
+    if ef is None:
+        return stored is None
+    if stored is None or stored.get("name") != NAME or not isinstance(stored.get("config"), dict):
+        return False
+    cfg = stored["config"]
+    want = ef.get_config()
+    return bool(
+        cfg.get("lens_sha256") == want["lens_sha256"]
+        and _config_key(cfg.get("base", {})) == _config_key(want["base"])
+    )
+
+
+def _describe(stored: dict[str, Any] | None) -> str:
+    if stored is None:
+        return "no embedding function"
+    return f"embedding function {stored.get('name') or stored.get('type')!r}"
+
+
+def _target_collection(client: Any, src: Any, target: str, lens: Lens, *, allow_no_function: bool) -> Any:
+    """Open or create ``target`` with the right embedding function, checked against what Chroma stored.
+
+    Raises:
+        EmbedlensInputError: see :func:`_target_function`; or an existing ``target`` stores another
+            embedding function; or Chroma stored another function than the one given.
+    """
+    ef = _target_function(src, lens, allow_no_function=allow_no_function)
+    want = "a lens over the source's base function" if ef is not None else "no embedding function"
+    existing = _get_collection(client, target)
+    if existing is not None:
+        stored = _stored_function(existing)
+        if not _function_matches(stored, ef):
+            raise EmbedlensInputError(
+                f"target collection {target!r} exists with {_describe(stored)}, but re-projecting "
+                f"{src.name!r} through this lens needs {want}; give a new target name"
+            )
+        return existing
+    # embedding_function passed explicitly (None included): Chroma's DefaultEmbeddingFunction is never attached
+    tgt = client.create_collection(target, configuration={"hnsw": {"space": "cosine"}}, embedding_function=ef)
+    stored = _stored_function(tgt)
+    if not _function_matches(stored, ef):
+        client.delete_collection(target)  # just created by us, still empty
+        raise EmbedlensInputError(
+            f"Chroma stored {_describe(stored)} for target collection {target!r} instead of {want}; "
+            "nothing was written"
+        )
+    return tgt

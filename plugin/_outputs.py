@@ -47,8 +47,10 @@ DEMO_MARKER = ".embedlens-demo"
 #: ``format`` field of ``lens.json`` (the same constant as :data:`embedlens.lens.FORMAT`).
 LENS_FORMAT = "embedlens-lens"
 LENS_CONFIG = "lens.json"
-#: files a lens directory may hold besides its weights file.
-LENS_FILES = frozenset({LENS_CONFIG, "weights.safetensors", "validation_curve.png"})
+#: the weights file of every lens (the same constant as :data:`embedlens.lens.WEIGHTS_FILE`).
+LENS_WEIGHTS = "weights.safetensors"
+#: the only files a lens directory may hold (besides the temps of these names we write atomically).
+LENS_FILES = frozenset({LENS_CONFIG, LENS_WEIGHTS, "validation_curve.png"})
 #: largest ``lens.json`` / report we parse to decide whether it is ours.
 MAX_JSON_BYTES = 64 << 20
 
@@ -108,8 +110,13 @@ def lens_dir_problem(path: str | os.PathLike[str]) -> str | None:
     """Why ``path`` is not a lens directory we may replace, or None when it is one.
 
     A lens directory is a real directory (not a symlink) holding a ``lens.json`` of format
-    ``embedlens-lens`` and nothing else than its weights file and ``validation_curve.png``.
+    ``embedlens-lens`` whose ``weights_file`` is ``weights.safetensors``, and no other file than the
+    fixed names of :data:`LENS_FILES` (and temps of those names left by a killed writer). The file
+    names come from this list only, never from ``lens.json``: a ``weights_file`` naming any other file
+    makes the directory not ours.
     """
+    from embedlens._atomic import is_our_temp_name
+
     root = Path(path)
     if root.is_symlink():
         return "is a symbolic link, not a lens directory"
@@ -124,12 +131,14 @@ def lens_dir_problem(path: str | os.PathLike[str]) -> str | None:
         return f"exists and is not an embedlens lens directory ({LENS_CONFIG} is not a lens file)"
     if not isinstance(cfg, dict) or cfg.get("format") != LENS_FORMAT:
         return f"exists and is not an embedlens lens directory ({LENS_CONFIG} is not a lens file)"
-    allowed = set(LENS_FILES)
-    weights = cfg.get("weights_file")
-    if isinstance(weights, str) and Path(weights).name == weights:
-        allowed.add(weights)
+    if cfg.get("weights_file") != LENS_WEIGHTS:
+        return (
+            f"exists and is not an embedlens lens directory ({LENS_CONFIG} names the weights file "
+            f"{cfg.get('weights_file')!r}, not {LENS_WEIGHTS!r})"
+        )
     for entry in sorted(root.iterdir()):
-        if entry.name not in allowed or entry.is_symlink() or not entry.is_file():
+        ours = entry.name in LENS_FILES or any(is_our_temp_name(entry.name, name) for name in LENS_FILES)
+        if not ours or entry.is_symlink() or not entry.is_file():
             return f"holds {entry.name!r}, which is not part of a lens"
     return None
 
@@ -145,7 +154,8 @@ def guard_lens_dir(
     """Check that a lens directory may be written at ``path``.
 
     Allowed: a missing path, an empty directory, or (with ``force``) an existing lens directory.
-    ``force_hint`` is how the caller spells ``force`` in the refusal message.
+    ``force_hint`` is how the caller spells ``force`` in the refusal message. A lens that a killed
+    writer left moved aside (nothing at ``path``) is put back first and judged as such.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -153,8 +163,12 @@ def guard_lens_dir(
     Raises:
         OutputRefusedError: anything else, or an overlap with an input.
     """
+    from embedlens._atomic import recover_dir
+
     p = Path(path)
     check_overlap(p, option=option, inputs=inputs or {})
+    if not os.path.lexists(p):
+        recover_dir(p)  # a writer killed mid-replace: put its previous lens back, then judge that
     if not os.path.lexists(p):
         return p
     if p.is_dir() and not p.is_symlink() and not any(p.iterdir()):

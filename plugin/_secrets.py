@@ -21,9 +21,12 @@ __all__ = [
     "env_secret_values",
     "find_secret",
     "is_secret_env_name",
+    "is_secret_header_name",
     "is_secret_name",
     "looks_like_secret",
     "redact",
+    "is_header_field",
+    "register_key_env",
     "refuse_secrets",
 ]
 
@@ -114,8 +117,8 @@ _VALUE_PATTERNS = [
     re.compile(r"()\bAIza[0-9A-Za-z_\-]{30,}"),
     re.compile(r"()\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     re.compile(r"()\bglpat-[A-Za-z0-9_\-]{20,}"),
-    # A password in a URL: scheme://user:PASSWORD@host
-    re.compile(r"(://[^/\s:@]+:)[^/\s@]+(?=@)"),
+    # Credentials in a URL: scheme://USER:PASSWORD@host, scheme://TOKEN@host, scheme://:PASSWORD@host
+    re.compile(r"(://)[^/\s@?#]+(?=@)"),
     # A key in a URL query: ?api_key=..., &token=..., &key=...
     re.compile(
         r"(?i)([?&](?:api[_-]?key|key|token|access[_-]?token|secret|password|sig|signature)=)[^&#\s]+"
@@ -126,6 +129,48 @@ _VALUE_PATTERNS = [
         r"[\"']?\s*[:=]\s*[\"']?)(?!bearer\b|basic\b|token\b|digest\b)[^\s\"',;&}]{4,}"
     ),
 ]
+
+
+# Words that make a header name a credential wherever they appear as a segment of it: in a header
+# mapping, ``X-Auth-Token-Id``, ``x-functions-key`` and ``x-session-id`` all carry secrets.
+_HEADER_SECRET_WORDS = frozenset(
+    {
+        "key",
+        "apikey",
+        "token",
+        "auth",
+        "authorization",
+        "authentication",
+        "secret",
+        "session",
+        "sessionid",
+        "cookie",
+        "signature",
+        "sig",
+        "password",
+        "passwd",
+        "pwd",
+        "credential",
+        "credentials",
+        "bearer",
+        "jwt",
+    }
+)
+# Names of config fields whose value is a mapping of HTTP headers.
+_HEADER_FIELD = re.compile(r"(?i)(?:^|[^a-z])headers?$")
+
+#: Environment variables named by embedders as their key variable (``api_key_env``): their values are
+#: redacted from every message whatever their length.
+_KEY_ENVS: set[str] = {"OPENAI_API_KEY"}
+
+# A URL (to redact its userinfo and query values).
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def register_key_env(name: str) -> None:
+    """Remember that environment variable ``name`` holds an API key: its value is always redacted."""
+    if name:
+        _KEY_ENVS.add(str(name))
 
 
 def _segments(name: str) -> list[str]:
@@ -148,6 +193,22 @@ def is_secret_name(name: str) -> bool:
     if any(w in _SECRET_WORDS for w in words):
         return True
     return any(pair in _SECRET_PAIRS for pair in zip(words, words[1:], strict=False))
+
+
+def is_secret_header_name(name: str) -> bool:
+    """Whether an HTTP header name carries a credential (checked inside a header mapping).
+
+    Any segment ``key``, ``token``, ``auth``, ``secret``, ``session``, ``cookie``, ``signature``,
+    ``password`` or ``credential`` makes it one (``x-functions-key``, ``X-Auth-Token-Id``,
+    ``x-session-id``), as does anything :func:`is_secret_name` recognises.
+    """
+    words = _segments(str(name))
+    return is_secret_name(name) or any(w in _HEADER_SECRET_WORDS for w in words)
+
+
+def is_header_field(name: str) -> bool:
+    """Whether a config field holds HTTP headers (``headers``, ``default_headers``, ``extraHeaders`` …)."""
+    return bool(_HEADER_FIELD.search(str(name).replace("Headers", "_headers").replace("Header", "_header")))
 
 
 def is_secret_env_name(name: str) -> bool:
@@ -182,16 +243,44 @@ def looks_like_secret(value: str, *, env_values: Iterable[str] | None = None) ->
     return any(v in value for v in values)
 
 
-def redact(text: str) -> str:
-    """``text`` with every credential replaced by ``[REDACTED]`` (secret env values, then known formats)."""
+def redact(text: str, *, key_envs: Iterable[str] = ()) -> str:
+    """``text`` with every credential replaced by ``[REDACTED]``.
+
+    Replaced: the values of secret environment variables; the value of every key variable an embedder
+    uses (``OPENAI_API_KEY``, ``api_key_env``, ``key_envs``) whatever its length (a short one only as a
+    whole token, so ``ab`` inside ``tab`` stays); a URL's whole userinfo (``scheme://USER:PASS@``) and
+    every value of its query string; known key formats (Bearer tokens, ``sk-…``).
+    """
     if not text:
         return text
     out = str(text)
     for v in env_secret_values():
         out = out.replace(v, REDACTED)
+    short = {os.environ.get(k, "").strip() for k in {*_KEY_ENVS, *key_envs}}
+    for v in sorted((v for v in short if v), key=len, reverse=True):
+        if len(v) >= MIN_SECRET_LEN:
+            out = out.replace(v, REDACTED)
+        else:
+            out = re.sub(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])", REDACTED, out)
+    out = _URL.sub(lambda m: _redact_url(m.group(0)), out)
     for p in _VALUE_PATTERNS:
         out = p.sub(lambda m: m.group(1) + REDACTED, out)
     return out
+
+
+def _redact_url(url: str) -> str:
+    """``url`` with its userinfo and every query value replaced by ``[REDACTED]``."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        authority = REDACTED + "@" + authority.rpartition("@")[2]
+    path, q, query = tail.partition("?")
+    if q:
+        query, h, frag = query.partition("#")
+        query = re.sub(r"=[^&;]*", "=" + REDACTED, query)
+        path = path + "?" + query + h + frag
+    return scheme + sep + authority + path
 
 
 def find_secret(obj: Any, where: str = "config") -> str | None:
@@ -203,7 +292,7 @@ def find_secret(obj: Any, where: str = "config") -> str | None:
     return _find(obj, where, env_secret_values())
 
 
-def _find(obj: Any, where: str, env_values: list[str]) -> str | None:
+def _find(obj: Any, where: str, env_values: list[str], headers: bool = False) -> str | None:
     if isinstance(obj, str):
         return where if looks_like_secret(obj, env_values=env_values) else None
     if isinstance(obj, bytes):
@@ -213,15 +302,16 @@ def _find(obj: Any, where: str, env_values: list[str]) -> str | None:
             path = f"{where}.{k}"
             if isinstance(k, str) and looks_like_secret(k, env_values=env_values):
                 return f"{where} (a key)"
-            if isinstance(k, str) and is_secret_name(k) and _has_text(v):
+            secret_name = is_secret_header_name(k) if headers else is_secret_name(k)
+            if isinstance(k, str) and secret_name and _has_text(v):
                 return path
-            hit = _find(v, path, env_values)
+            hit = _find(v, path, env_values, isinstance(k, str) and is_header_field(k))
             if hit is not None:
                 return hit
         return None
     if isinstance(obj, list | tuple):
         for i, v in enumerate(obj):
-            hit = _find(v, f"{where}[{i}]", env_values)
+            hit = _find(v, f"{where}[{i}]", env_values, headers)
             if hit is not None:
                 return hit
     return None

@@ -23,7 +23,7 @@ import numpy as np
 
 from embedlens._arrays import as_matrix
 from embedlens.embedders.base import Embedder
-from embedlens.embedders.identity import embed_queries, identity_of, query_identity_of
+from embedlens.embedders.identity import check_cacheable, embed_queries, identity_of, query_identity_of
 from embedlens.errors import EmbedderError
 
 __all__ = ["EmbeddingCache", "CachedEmbedder", "default_cache_dir"]
@@ -207,6 +207,8 @@ class CachedEmbedder:
         self.name = base.name
         self.base_texts = 0
         self._lock = threading.Lock()
+        if cache is not None:  # a base whose vectors cannot be keyed reliably is refused, never guessed
+            check_cacheable(base)
         if cache is not None and hasattr(base, "digest_memo") and base.digest_memo is None:
             try:  # let a local model remember its file digests across runs
                 base.digest_memo = cache  # type: ignore[attr-defined]
@@ -235,7 +237,7 @@ class CachedEmbedder:
             EmbedderError: when the base model returns the wrong number of vectors or a dimension
                 that differs from the cached vectors of the same model.
         """
-        return self._embed(texts, self.identity, self.base.embed)
+        return self._embed(texts, self.identity if self.cache is not None else "", self.base.embed)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` as queries (the base's query path) through the cache; ``(n, d)`` float32.
@@ -243,6 +245,8 @@ class CachedEmbedder:
         Raises:
             EmbedderError: as :meth:`embed`.
         """
+        if self.cache is None:  # no rows to key: the base's query path, no identity needed
+            return self._embed(texts, "", lambda batch: embed_queries(self.base, batch))
         key = self.query_identity
         if key == self.identity:  # queries are embedded exactly like documents: share the rows
             return self._embed(texts, key, self.base.embed)

@@ -7,11 +7,12 @@ Exit codes: 0 success, 2 bad usage or bad input, 1 any other failure. Errors pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -49,18 +50,48 @@ def _int_at_least(low: int) -> Callable[[str], int]:
 
 
 _positive_int = _int_at_least(1)
-_nonneg_int = _int_at_least(0)
 
 
-def _positive_float(text: str) -> float:
-    """An argparse ``type=``: a finite number ``> 0``."""
+def _seed(text: str) -> int:
+    """An argparse ``type=``: a seed within ``0..2**32-1`` (what numpy and torch accept)."""
+    from embedlens.training.config import MAX_SEED
+
     try:
-        value = float(text)
+        value = int(text)
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer within 0..{MAX_SEED}, got {text!r}")
     return value
+
+
+def _float_in(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse ``type=``: a finite number within ``low..high`` (``low`` excluded with ``low_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        above = value > low if low_open else value >= low
+        if not (math.isfinite(value) and above and value <= high):
+            want = f"> {low:g} and <= {high:g}" if low_open else f"within {low:g}..{high:g}"
+            raise argparse.ArgumentTypeError(f"must be a number {want}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _lr(text: str) -> float:
+    from embedlens.training.config import MAX_LR
+
+    return _float_in(0.0, MAX_LR, low_open=True)(text)
+
+
+def _temperature(text: str) -> float:
+    from embedlens.training.config import TEMPERATURE_RANGE
+
+    return _float_in(*TEMPERATURE_RANGE)(text)
 
 
 def _model_spec(text: str) -> str:
@@ -142,14 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME_OR_PATH",
         help="base model (default all-MiniLM-L6-v2; openai:MODEL[@DIMS])",
     )
-    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--seed", type=_seed, default=0, help="random seed, 0..2**32-1")
     t.add_argument("--loss", choices=["cosent", "mse"], default="cosent", help="pair objective loss")
     t.add_argument(
         "--epochs", type=_positive_int, default=None, help="maximum epochs (default 40, early stopping)"
     )
-    t.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 3e-4)")
+    t.add_argument("--lr", type=_lr, default=None, help="Adam learning rate, > 0 and <= 10 (default 3e-4)")
     t.add_argument("--batch-size", type=_positive_int, default=None)
-    t.add_argument("--temperature", type=_positive_float, default=None, help="retrieval softmax temperature")
+    t.add_argument(
+        "--temperature", type=_temperature, default=None, help="retrieval softmax temperature, 0.001..10"
+    )
     t.add_argument("--search", action="store_true", help="small grid search chosen on validation")
     t.add_argument(
         "--no-refit",
@@ -201,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train, evaluate, index into Chroma, answer through LangChain (offline)")
     d.add_argument("--data", help="a BEIR directory (default: the small dataset shipped with embedlens)")
     d.add_argument("--workdir", default=None, help="where to write the lens and the Chroma DB")
+    d.add_argument("--json", metavar="OUT", help="also write the evaluation report (as evaluate --json)")
+    d.add_argument("--force", action="store_true", help="replace an existing --json report, nothing else")
     _common(d)
 
     pj = sub.add_parser("project", help="apply a lens to a large .npy file of vectors, streamed from disk")
@@ -221,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", required=True, help="target collection name")
     r.add_argument("--lens", required=True, metavar="LENS_DIR")
     r.add_argument("--batch-size", type=_positive_int, default=1000)
+    r.add_argument(
+        "--no-embedding-function",
+        action="store_true",
+        help="when the source's embedding function cannot be rebuilt, create the target without one "
+        "(default: refuse)",
+    )
     r.add_argument("--debug", action="store_true")
     r.add_argument("--quiet", action="store_true", help="print only the result and errors")
     return parser
@@ -260,9 +301,92 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _embedder(args: argparse.Namespace, model: str | None) -> Any:
+    """The base model behind the cache; its loading bars are hidden (an error after them stays one line)."""
     from embedlens.pipeline import open_embedder
 
-    return open_embedder(model, cache_dir=args.cache, no_cache=args.no_cache)
+    with _no_loading_bars(model):
+        return open_embedder(model, cache_dir=args.cache, no_cache=args.no_cache)
+
+
+@contextlib.contextmanager
+def _no_loading_bars(model: str | None) -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar while a local model loads."""
+    hf_logging: Any = None
+    if not (model or "").startswith("openai:"):
+        try:
+            from transformers.utils import logging as hf_logging
+        except Exception:  # noqa: BLE001 - no transformers: nothing to hide
+            hf_logging = None
+    was = bool(hf_logging is not None and hf_logging.is_progress_bar_enabled())
+    if was:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+def _data_path(text: str, option: str = "--data") -> Path:
+    """``--data`` checked to be something we can read: an existing regular file or a directory.
+
+    Raises:
+        EmbedlensInputError: missing, a symlink loop, or not a regular file (a FIFO, a device), naming
+            the option.
+    """
+    import stat
+
+    path = Path(text)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise EmbedlensInputError(f"{option} {text}: no such file or directory") from None
+    except OSError as e:  # ELOOP (a symlink loop), EACCES, ...
+        raise EmbedlensInputError(f"{option} {text}: cannot be read ({e.strerror or e})") from None
+    except RuntimeError as e:  # pathlib's "Symlink loop from ..."
+        raise EmbedlensInputError(f"{option} {text}: cannot be read ({e})") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        msg = f"{option} {text}: not a regular file (a FIFO, device or socket): give a pairs file or a BEIR directory"
+        raise EmbedlensInputError(msg)
+    return path
+
+
+def _check_model_option(model: str | None) -> None:
+    """Refuse a ``--model`` that is a path to nothing, before any model loads.
+
+    Raises:
+        EmbedlensInputError: naming ``--model``.
+    """
+    if not model or model.startswith("openai:"):
+        return
+    from embedlens.embedders.local import looks_like_path
+
+    spec = model.removeprefix("st:")
+    if looks_like_path(spec) and not Path(spec).expanduser().exists():
+        raise EmbedlensInputError(f"--model {model}: no such model directory")
+
+
+def _check_dim_option(dim: int | None, model: str | None) -> None:
+    """Refuse ``--dim`` above the base model's dimension when that is known without loading it.
+
+    Raises:
+        EmbedlensInputError: naming ``--dim``.
+    """
+    if dim is None:
+        return
+    if (model or "").startswith("openai:"):
+        from embedlens.embedders import parse_openai_spec
+        from embedlens.embedders.openai import KNOWN_DIMS
+
+        name, dims = parse_openai_spec(str(model))
+        known = dims or KNOWN_DIMS.get(name)
+    else:
+        from embedlens.embedders.local import DEFAULT_MODEL, known_dim
+
+        known = known_dim((model or DEFAULT_MODEL).removeprefix("st:"))
+    if known is not None and dim > known:
+        label = model or "all-MiniLM-L6-v2"
+        raise EmbedlensInputError(f"--dim {dim} is above the base model's dimension ({known} for {label})")
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -306,7 +430,7 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
             ``objective``.
     """
     from embedlens.datasets import BeirDataset, split_pairs_by_text
-    from embedlens.pipeline import _with_negatives, load_data, pairs_train_test
+    from embedlens.pipeline import _with_negatives, load_data, pairs_train_test, pairs_training_part
 
     if not data.exists():
         raise EmbedlensInputError(f"{data}: no such file or directory")
@@ -321,7 +445,10 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
         return
     if objective not in (None, "pairs"):
         raise EmbedlensInputError(f"{data}: a pairs file trains with --objective pairs")
-    train, _, _ = pairs_train_test(ds, split)
+    if cfg is None:
+        pairs_train_test(ds, split)
+        return
+    train, _ = pairs_training_part(ds)  # training needs only the train split (evaluation the test one)
     if cfg is not None:  # the same division as training does, to fail now rather than after the model loads
         fit, val = split_pairs_by_text(train, test_fraction=cfg.val_fraction, seed=cfg.seed)
         n_fit = len(_with_negatives(train.subset(fit), cfg.seed, cfg.negatives_ratio)[0])
@@ -340,9 +467,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from embedlens.pipeline import search_train, train_lens
     from embedlens.plots import plot_validation_curve
 
-    data = Path(args.data)
+    data = _data_path(args.data)  # a readable file or directory (no symlink loop, no FIFO)
+    _check_model_option(args.model)
     guard_lens_dir(args.out, option="--out", inputs=_input_paths(args), force=args.force)  # before any work
     cfg = _train_config(args)  # options, then data, then the model (slow to load)
+    _check_dim_option(cfg.dim, args.model)
     _check_data(data, "test", args.objective, cfg)
     embedder = _embedder(args, args.model)
     if cfg.dim is not None and not (args.dry_run and embedder.name.startswith("openai:")):
@@ -392,9 +521,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from embedlens.pipeline import evaluate_lens
     from embedlens.report import format_report
 
+    data = _data_path(args.data)  # a readable file or directory (no symlink loop, no FIFO)
+    _check_model_option(args.model)
     _guard_evaluate_outputs(args)  # before any work
     lens = load_lens(args.lens)
-    data = Path(args.data)
     _check_data(data, args.split)  # the lens and the data, then the model (slow to load)
     embedder = _embedder(args, args.model or lens.base_model)
     report = evaluate_lens(
@@ -421,13 +551,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cache_input(args: argparse.Namespace) -> dict[str, str | None]:
+    """The embedding cache a command will use (explicit ``--cache``, ``$EMBEDLENS_CACHE_DIR`` or the
+    default user cache dir), named as the user gave it; empty with ``--no-cache``."""
+    if getattr(args, "no_cache", False):
+        return {}
+    if getattr(args, "cache", None):
+        return {"--cache": args.cache}
+    from embedlens.cache import default_cache_dir
+
+    env = os.environ.get("EMBEDLENS_CACHE_DIR")
+    name = "embedding cache $EMBEDLENS_CACHE_DIR" if env else "default embedding cache"
+    return {name: str(default_cache_dir())}
+
+
 def _input_paths(args: argparse.Namespace) -> dict[str, str | None]:
     """The paths a command reads (its outputs may not be, lie inside, or contain any of them)."""
     model = getattr(args, "model", None)
     return {
         "--data": getattr(args, "data", None),
         "--lens": getattr(args, "lens", None),
-        "--cache": getattr(args, "cache", None),
+        **_cache_input(args),
         "--model": model if model and Path(model).exists() else None,  # a local model directory
     }
 
@@ -480,20 +624,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``embedlens demo``."""
     from embedlens.demo import run_demo
 
-    run_demo(data=args.data, workdir=args.workdir, cache_dir=args.cache, no_cache=args.no_cache, echo=_out)
+    run_demo(
+        data=args.data,
+        workdir=args.workdir,
+        cache_dir=args.cache,
+        no_cache=args.no_cache,
+        echo=_out,
+        json_out=args.json,
+        force=args.force,
+        progress=not args.quiet,
+    )
     return EXIT_OK
 
 
 def cmd_reproject(args: argparse.Namespace) -> int:
     """``embedlens reproject``."""
-    import chromadb
-
-    from embedlens.adapters.chroma import reproject_collection
+    from embedlens.adapters.chroma import check_collection_name, reproject_collection
     from embedlens.lens import load_lens
 
-    client = chromadb.PersistentClient(path=args.path)
+    # every check before the client opens: opening creates a database wherever --path points
+    lens = load_lens(args.lens)
+    if lens.mode != "symmetric":
+        raise EmbedlensInputError(
+            f"--lens {args.lens}: re-projection needs a symmetric lens; a query lens keeps documents raw"
+        )
+    check_collection_name(args.source, "--source")
+    check_collection_name(args.target, "--target")
+    if args.source == args.target:
+        raise EmbedlensInputError(f"--target {args.target!r} is the --source collection; give another name")
+    path = Path(args.path)
+    if not path.is_dir():
+        why = "no such directory" if not os.path.lexists(path) else "is not a directory"
+        raise EmbedlensInputError(f"--path {path}: {why} (give an existing Chroma database directory)")
+    if not (path / "chroma.sqlite3").is_file():
+        raise EmbedlensInputError(f"--path {path}: is not a Chroma database directory (no chroma.sqlite3)")
+    import chromadb
+
+    client = chromadb.PersistentClient(path=str(path))
     n = reproject_collection(
-        client, args.source, args.target, load_lens(args.lens), batch_size=args.batch_size
+        client,
+        args.source,
+        args.target,
+        lens,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        allow_no_function=args.no_embedding_function,
     )
     _out(f"re-projected {n} vectors from {args.source!r} into {args.target!r}")
     return EXIT_OK
@@ -515,6 +690,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         load_lens(args.lens),
         side=args.side,
         batch_size=args.batch_size,
+        progress=not args.quiet,
         overwrite=args.force,
     )
     _out(f"projected {args.input} -> {out}")

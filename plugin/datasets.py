@@ -151,9 +151,9 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
             naming file and line.
     """
     p = Path(path)
-    if not p.is_file():
-        raise _err(p, None, "pairs file not found")
-    rows = _read_jsonl_rows(p) if p.suffix in (".jsonl", ".json") else _read_csv_rows(p)
+    _need_regular_file(p, "pairs file")
+    is_jsonl = p.suffix.lower() in (".jsonl", ".json")
+    rows = _read_jsonl_rows(p) if is_jsonl else _read_csv_rows(p)
     t1: list[str] = []
     t2: list[str] = []
     raw: list[float] = []
@@ -164,8 +164,9 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
         if snli is None:
             snli = "text_1" not in row and {"sentence1", "sentence2", "gold_label"} <= row.keys()
             missing = set() if snli else {"text_1", "text_2", "label"} - row.keys()
-            if missing:
-                raise _err(p, line, f"missing column(s) {sorted(missing)}; expected text_1, text_2, label")
+            if missing:  # a CSV's columns are its header, line 1; a JSONL's are the first object's
+                where = line if is_jsonl else 1
+                raise _err(p, where, f"missing column(s) {sorted(missing)}; expected text_1, text_2, label")
             has_split = "split" in row
         if snli:
             gold = str(row.get("gold_label", ""))
@@ -181,6 +182,8 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
             if not np.isfinite(value):
                 raise _err(p, line, f"label {value} is not finite")
         for col, text in (("text_1", a), ("text_2", b)):
+            if text is not None and not isinstance(text, str):  # JSONL: a number, a list, an object
+                raise _err(p, line, f"{col} must be a string, got {_json_type(text)}")
             if not isinstance(text, str) or not text.strip():
                 raise _err(p, line, f"empty or missing {col}")
         t1.append(str(a))
@@ -202,6 +205,30 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
     else:
         kind = "graded"
     return PairsDataset(t1, t2, labels, kind, np.asarray(splits) if has_split else None, str(p))
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _need_regular_file(p: Path, what: str) -> None:
+    """Raise unless ``p`` is a regular file (a FIFO or ``/dev/zero`` would hang or never end).
+
+    Raises:
+        DataFormatError: naming the path: not found, a symlink loop, or not a regular file.
+    """
+    import stat
+
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise _err(p, None, f"{what} not found") from None
+    except (OSError, RuntimeError) as e:  # ELOOP: a symlink loop
+        raise _err(p, None, f"{what} cannot be read ({getattr(e, 'strerror', None) or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, device or socket"
+        raise _err(p, None, f"not a regular file ({kind}): the {what} must be a CSV or JSONL file")
 
 
 def _read_csv_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -429,6 +456,10 @@ def _read_qrels(p: Path, docs: set[str], queries: dict[str, str]) -> dict[str, d
                     raise _err(p, line_no, f"score {score!r} is not a number") from None
                 if not math.isfinite(value):
                     raise _err(p, line_no, f"score {score!r} is not a finite number")
+                if value != int(value):  # 0.5 would be truncated to 0, 1.7 to 1
+                    raise _err(
+                        p, line_no, f"score {score!r} is not an integer (relevance grades are 0, 1, 2, ...)"
+                    )
                 if qid not in queries:
                     raise _err(p, line_no, f"query id {qid!r} is not in queries.jsonl")
                 if did not in docs:

@@ -59,6 +59,10 @@ MAX_CONFIG_BYTES = 64 << 20
 WEIGHTS_HEADER_ALLOWANCE = 1 << 20
 #: Most fingerprint rows a weights file may hold (the probe set has len(PROBE_SENTENCES)).
 MAX_FINGERPRINT_ROWS = 64
+#: Largest ``d_in``/``d_out`` and ``d_in * d_out`` a ``lens.json`` may declare (no embedding model comes
+#: near: 65536 dimensions, a W of 4 GiB); larger values are refused before any size is computed from them.
+MAX_DIM = 1 << 16
+MAX_WEIGHTS = 1 << 30
 
 
 def weights_problem(w: np.ndarray) -> str | None:
@@ -357,6 +361,7 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
         raise _fail(path, f"{what} is not a regular file")
     if st.st_size > limit:
         raise _fail(path, f"{what} is {st.st_size} bytes, more than the {limit} this lens can need")
+    limit = min(limit, st.st_size)  # read what the file holds (+1 byte to notice growth), never a huge buffer
     try:
         # O_NONBLOCK: a file swapped for a FIFO after the stat cannot block the open
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -367,7 +372,7 @@ def _read_bounded(path: Path, limit: int, what: str) -> bytes:
             raise _fail(path, f"{what} is not a regular file")
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise _fail(path, f"{what} is more than the {limit} bytes this lens can need")
+        raise _fail(path, f"{what} changed while it was read")
     return data
 
 
@@ -375,6 +380,9 @@ def _positive_int_field(cfg: dict[str, Any], name: str, cfg_path: Path) -> int:
     value = cfg.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _fail(cfg_path, f"field {name!r} must be a positive integer, got {value!r}")
+    if value > MAX_DIM:
+        shown = str(value) if value < 10**30 else f"a {len(str(value))}-digit number"
+        raise _fail(cfg_path, f"field {name!r} is {shown}, above the {MAX_DIM} dimensions a lens may have")
     return value
 
 
@@ -382,7 +390,7 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
     """Load a lens directory written by :meth:`Lens.save`, refusing anything not exactly that.
 
     Checks the format name and version, the fields' JSON types (``normalize`` must be a JSON
-    boolean, ``d_in``/``d_out`` positive integers), the sha256 of the weights file recorded in
+    boolean, ``d_in``/``d_out`` positive integers up to :data:`MAX_DIM`), the sha256 of the weights file recorded in
     ``lens.json``, the tensors' dtype (float32) and shapes, and that they are finite and not
     degenerate. Files are read only if they are regular files no larger than the lens needs (the
     weights file: ``4 * d_in * d_out`` plus the fingerprint and a header allowance). Nothing is
@@ -401,7 +409,7 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
     raw_cfg = _read_bounded(cfg_path, MAX_CONFIG_BYTES, "lens.json")
     try:
         cfg = json.loads(raw_cfg.decode())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, an int of > 4300 digits, deep nesting
         raise _fail(cfg_path, f"not valid JSON ({e})") from e
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise _fail(
@@ -417,6 +425,8 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
             f"{__version__} (supports {FORMAT_VERSION})",
         )
     d_in, d_out = _positive_int_field(cfg, "d_in", cfg_path), _positive_int_field(cfg, "d_out", cfg_path)
+    if d_in * d_out > MAX_WEIGHTS:
+        raise _fail(cfg_path, f"a W of {d_in} x {d_out} is above the {MAX_WEIGHTS} weights a lens may have")
     normalize = cfg.get("normalize")
     if not isinstance(normalize, bool):  # bool("false") is True: only JSON true/false are accepted
         raise _fail(cfg_path, f"field 'normalize' must be true or false, got {normalize!r}")
@@ -426,8 +436,8 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
         metadata = dict(cfg.get("metadata") or {})
     except (KeyError, TypeError, ValueError) as e:
         raise _fail(cfg_path, f"missing or invalid field {e}") from e
-    if Path(weights_name).name != weights_name:
-        raise _fail(cfg_path, f"weights_file {weights_name!r} must be a plain file name")
+    if weights_name != WEIGHTS_FILE:  # the only name save() writes: lens.json never picks a file to read
+        raise _fail(cfg_path, f"weights_file {weights_name!r} must be {WEIGHTS_FILE!r}")
     w_path = root / weights_name
     limit = 4 * d_in * (d_out + MAX_FINGERPRINT_ROWS) + WEIGHTS_HEADER_ALLOWANCE
     blob = _read_bounded(w_path, limit, "weights file")

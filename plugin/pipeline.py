@@ -114,6 +114,23 @@ def pairs_train_test(
     return train, test, how
 
 
+def pairs_training_part(data: PairsDataset) -> tuple[PairsDataset, dict[str, Any]]:
+    """The pairs training uses: the ``"train"`` rows of a split column, else the internal train half.
+
+    Unlike :func:`pairs_train_test`, the test split is not needed (only evaluation reads it), so a
+    file whose split column holds only ``train`` trains.
+
+    Raises:
+        DataFormatError: no ``train`` rows, or nothing to learn in them.
+    """
+    if data.splits is not None:
+        train = data.split("train")
+        _need_signal(train, "train")
+        return train, {"method": "split column"}
+    train, _, how = pairs_train_test(data)
+    return train, how
+
+
 def _need_signal(part: PairsDataset, split: str) -> None:
     """Refuse a part whose labels carry nothing to learn or measure (every metric would be NaN)."""
     if len(part) == 0:
@@ -163,12 +180,14 @@ def train_lens(
     if isinstance(data, BeirDataset):
         if objective != "retrieval":
             raise EmbedlensInputError(f"{data_path}: a BEIR directory trains with --objective retrieval")
-        lens_w, result, summary = _train_beir(data, embedder, config)
+        lens_w, result, summary = _guard_divergence(lambda: _train_beir(data, embedder, config), config, True)
         data_summary = data.summary()
     else:
         if objective != "pairs":
             raise EmbedlensInputError(f"{data_path}: a pairs file trains with --objective pairs")
-        lens_w, result, summary = _train_pairs_file(data, embedder, config)
+        lens_w, result, summary = _guard_divergence(
+            lambda: _train_pairs_file(data, embedder, config), config, False
+        )
         data_summary = data.summary()
     from embedlens._version import __version__
 
@@ -196,6 +215,46 @@ def train_lens(
     return TrainOutcome(lens, result.curve, summary)
 
 
+class TrainingDivergedError(EmbedlensInputError):
+    """Training produced NaN or Inf (a learning rate too high, a temperature too low)."""
+
+
+def _guard_divergence(run: Any, config: TrainConfig, retrieval: bool) -> Any:
+    """Run a training step; NaN or Inf arising in it is blamed on the options, never on the vectors.
+
+    The input vectors are checked finite before training starts (``_finite_inputs``), so a NaN/Inf
+    seen during training comes from the optimisation.
+
+    Raises:
+        TrainingDivergedError: naming ``--lr`` (and ``--temperature`` for retrieval).
+    """
+    opts = f"--lr {config.lr:g}" + (f" / --temperature {config.temperature:g}" if retrieval else "")
+    hint = "lower --lr" + (" or raise --temperature" if retrieval else "")
+    msg = f"training diverged (NaN or Inf) with {opts}: {hint} (defaults: --lr 3e-4, --temperature 0.05)"
+    try:
+        out = run()
+    except _InputsNotFinite as e:
+        raise EmbedlensInputError(str(e)) from None
+    except (EmbedlensInputError, FloatingPointError, OverflowError) as e:
+        if isinstance(e, EmbedlensInputError) and "NaN or Inf" not in str(e):
+            raise
+        raise TrainingDivergedError(msg) from None
+    if not np.isfinite(np.asarray(out[0], dtype=np.float64)).all():
+        raise TrainingDivergedError(msg)
+    return out
+
+
+class _InputsNotFinite(Exception):
+    """Internal: the embedded vectors themselves hold NaN or Inf (the model's fault, not the options')."""
+
+
+def _finite_inputs(name: str, *arrays: np.ndarray) -> None:
+    for arr in arrays:
+        if not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr)).any(axis=1).sum())
+            raise _InputsNotFinite(f"{name} returned vectors holding NaN or Inf ({bad} row(s))")
+
+
 def training_texts(data_path: str | os.PathLike[str]) -> list[str]:
     """Every text ``train_lens`` would embed for this data (for cost estimates and ``--dry-run``)."""
     documents, queries = training_inputs(data_path)
@@ -212,7 +271,7 @@ def training_inputs(data_path: str | os.PathLike[str]) -> tuple[list[str], list[
     data = load_data(data_path)
     if isinstance(data, BeirDataset):
         return list(data.corpus_texts), list(data.split_queries("train")[1])
-    train, _, _ = pairs_train_test(data)
+    train, _ = pairs_training_part(data)
     return list(train.text_2), list(train.text_1)
 
 
@@ -224,6 +283,7 @@ def _train_beir(
     qids, qtexts = data.split_queries("train")
     docs = embedder.embed(data.corpus_texts)
     queries = embedder.embed_queries(qtexts)  # as served: the model's query path
+    _finite_inputs(embedder.name, docs, queries)
     qrels = QrelsIndex.from_dict(data.qrels["train"], qids, data.corpus_ids)
     rng = np.random.default_rng(config.seed)
     val = np.zeros(len(qids), dtype=bool)
@@ -238,12 +298,13 @@ def _train_pairs_file(
 ) -> tuple[np.ndarray, Any, dict[str, Any]]:
     from embedlens.training.pairs import train_pairs
 
-    train, _, how = pairs_train_test(data)
+    train, how = pairs_training_part(data)
     fit_part, val_part = split_pairs_by_text(train, test_fraction=config.val_fraction, seed=config.seed)
     fit_data, added_fit = _with_negatives(train.subset(fit_part), config.seed, config.negatives_ratio)
     val_data, added_val = _with_negatives(train.subset(val_part), config.seed + 1, config.negatives_ratio)
     a = embedder.embed_queries(fit_data.text_1 + val_data.text_1)  # text_1 is the query side
     b = embedder.embed(fit_data.text_2 + val_data.text_2)
+    _finite_inputs(embedder.name, a, b)
     labels = np.concatenate([fit_data.labels, val_data.labels])
     val_mask = np.concatenate([np.zeros(len(fit_data), bool), np.ones(len(val_data), bool)])
     result, summary = train_pairs(a, b, labels, config, binary=data.kind == "binary", val_mask=val_mask)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import operator
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -71,7 +73,7 @@ def project_npy(
     )
     src = Path(src)
     try:
-        f_in = src.open("rb")
+        f_in = _open_regular(src)
         version = np.lib.format.read_magic(f_in)
         read_header = (
             np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
@@ -99,22 +101,26 @@ def project_npy(
             with os.fdopen(fd, "wb") as f_out:
                 header = {"descr": "<f4", "fortran_order": False, "shape": (n, out_dim)}
                 np.lib.format.write_array_header_2_0(f_out, header)
+                # leave=False and closed on every exit: the bar's line is cleared, so an error message
+                # printed next starts on a line of its own
                 bar = tqdm(
                     total=n, desc=f"projecting {src.name}", unit="vec", disable=not progress, leave=False
                 )
-                row_bytes = d * dtype.itemsize
-                for start in range(0, n, batch_size):
-                    rows = min(batch_size, n - start)
-                    buf = f_in.read(rows * row_bytes)  # explicit reads: no mapping, memory stays bounded
-                    if len(buf) != rows * row_bytes:
-                        msg = f"{src}: file is truncated at row {start + len(buf) // row_bytes} of {n}"
-                        raise EmbedlensInputError(msg)
-                    batch = np.frombuffer(buf, dtype=dtype).reshape(rows, d)
-                    f_out.write(np.ascontiguousarray(transform(batch), dtype="<f4").tobytes())
-                    bar.update(rows)
-                    if on_batch is not None:
-                        on_batch(start + rows)
-                bar.close()
+                try:
+                    row_bytes = d * dtype.itemsize
+                    for start in range(0, n, batch_size):
+                        rows = min(batch_size, n - start)
+                        buf = f_in.read(rows * row_bytes)  # explicit reads: no mapping, memory stays bounded
+                        if len(buf) != rows * row_bytes:
+                            msg = f"{src}: file is truncated at row {start + len(buf) // row_bytes} of {n}"
+                            raise EmbedlensInputError(msg)
+                        batch = np.frombuffer(buf, dtype=dtype).reshape(rows, d)
+                        f_out.write(_project_batch(transform, batch, src, start))
+                        bar.update(rows)
+                        if on_batch is not None:
+                            on_batch(start + rows)
+                finally:
+                    end_progress_bar(bar)
                 f_out.flush()
                 os.fsync(f_out.fileno())
             os.replace(tmp, dst)
@@ -122,3 +128,69 @@ def project_npy(
             tmp.unlink(missing_ok=True)
             raise
     return dst
+
+
+def end_progress_bar(bar: Any) -> None:
+    """Close a ``leave=False`` tqdm bar so that whatever is printed next starts on a line of its own.
+
+    Closing clears the bar's line with a carriage return, which a terminal honours; a log file or a
+    pipe would still read the bar and the next message as one line, so a newline ends it there.
+    """
+    shown = not getattr(bar, "disable", True)  # a displayed bar printed its line at creation
+    bar.close()
+    fp = getattr(bar, "fp", None)
+    if shown and fp is not None:
+        try:
+            isatty = bool(fp.isatty())
+        except (AttributeError, ValueError, OSError):
+            isatty = False
+        if not isatty:
+            try:
+                fp.write("\n")
+                fp.flush()
+            except (AttributeError, ValueError, OSError):
+                pass
+
+
+def _open_regular(src: Path) -> BinaryIO:
+    """Open ``src`` for reading if it is a regular file; a FIFO or a device is refused without blocking.
+
+    Raises:
+        OSError: ``src`` cannot be opened.
+        ValueError: ``src`` is not a regular file.
+    """
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer
+    fd = os.open(src, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            msg = "not a regular file"
+            raise ValueError(msg)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _project_batch(
+    transform: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, src: Path, start: int
+) -> bytes:
+    """``transform(batch)`` as little-endian float32 bytes; NaN/Inf input is reported by file and row.
+
+    Raises:
+        EmbedlensInputError: naming ``src``, the first row holding NaN or Inf (0-based, in the whole
+            file) and how many rows of this batch do.
+    """
+    try:
+        return np.ascontiguousarray(transform(batch), dtype="<f4").tobytes()
+    except EmbedlensInputError:
+        with np.errstate(invalid="ignore", over="ignore"):
+            bad = np.flatnonzero(~np.isfinite(batch.astype(np.float32)).all(axis=1))
+        if not bad.size:
+            raise
+        msg = (
+            f"{src}: row {start + int(bad[0])} (0-based) holds NaN or Inf "
+            f"({bad.size} such row(s) among rows {start}-{start + len(batch) - 1}); nothing was written"
+        )
+        raise EmbedlensInputError(msg) from None

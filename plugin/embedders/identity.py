@@ -9,11 +9,14 @@ anything is digested: a digest that is stored never depends on a key.
 
 from __future__ import annotations
 
+import enum
+import functools
 import hashlib
 import json
 import os
 import re
 import threading
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from embedlens import _secrets
+from embedlens.errors import EmbedlensInputError
 
 __all__ = [
     "DigestMemo",
@@ -29,6 +33,9 @@ __all__ = [
     "file_sha256",
     "model_dir_digest",
     "public_config",
+    "UnidentifiableConfigError",
+    "check_cacheable",
+    "sentence_transformer_dir",
     "local_model_digests",
     "is_secret_name",
     "looks_like_secret",
@@ -169,6 +176,10 @@ def is_secret_name(name: str) -> bool:
     return _secrets.is_secret_name(str(name)) or bool(_EXTRA_SECRET_WORDS.intersection(_words(str(name))))
 
 
+def _is_header_mapping(name: str) -> bool:
+    return _secrets.is_header_field(name)
+
+
 def _secret_env_values() -> set[str]:
     return set(_secrets.env_secret_values())
 
@@ -187,45 +198,236 @@ def looks_like_secret(value: Any, env_values: set[str] | None = None) -> bool:
     return _secrets.looks_like_secret(value, env_values=envs)
 
 
-def public_config(obj: Any, *, _depth: int = 0, _env: set[str] | None = None) -> Any:
+class UnidentifiableConfigError(EmbedlensInputError):
+    """A wrapped object's config holds something whose state cannot be identified reliably.
+
+    Caching its vectors under a guessed key could serve one model's vectors for another, so an
+    embedding cache refuses it; pass an explicit ``cache_id=`` to the wrapper (a name that changes
+    whenever the vectors would), or embed without a cache.
+    """
+
+
+class _Unknown(Exception):
+    """Internal: ``where`` holds an object of type ``what`` whose state cannot be digested."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where} holds {what}")
+        self.where = where
+        self.what = what
+
+
+_MAX_DEPTH = 12
+_TORCH_MODULE = "torch.nn.modules.module.Module"
+
+
+def _mro_names(obj: Any) -> set[str]:
+    return {f"{c.__module__}.{c.__qualname__}" for c in type(obj).__mro__}
+
+
+def public_config(
+    obj: Any,
+    *,
+    strict: bool = False,
+    _depth: int = 0,
+    _env: set[str] | None = None,
+    _where: str = "config",
+    _stack: tuple[int, ...] = (),
+    _headers: bool = False,
+) -> Any:
     """A JSON-able view of a config (dict, pydantic model or object), with every secret left out.
 
-    Fields whose name is a credential name and values that look like credentials are dropped;
-    objects that are not plain data (clients, callables) are reduced to their type name, so the
+    Fields whose name is a credential name and values that look like credentials are dropped.
+    Nested objects are reduced to their plain-data state, recursively (bounded depth): pydantic
+    models by ``model_dump()``, numpy arrays and torch modules by a digest of their values, a
+    sentence-transformers model by its resolved directory and a digest of its files, functions by
+    their qualified name, other objects by their attributes. Nothing depends on an address, so the
     result is stable across processes.
+
+    Args:
+        obj: the config or object.
+        strict: raise instead of reducing an object whose state cannot be identified (one without
+            attributes, a closure, too deep) to its type name.
+
+    Raises:
+        UnidentifiableConfigError: with ``strict``, naming where the unidentifiable object is.
     """
-    env = _secret_env_values() if _env is None else _env
-    if _depth > 8:
+    try:
+        return _state(
+            obj, _depth, _secret_env_values() if _env is None else _env, _where, _stack, strict, _headers
+        )
+    except _Unknown as e:
+        raise UnidentifiableConfigError(
+            f"{e.where} holds a {e.what} whose state cannot be identified for the embedding cache"
+        ) from None
+
+
+def _state(
+    obj: Any, depth: int, env: set[str], where: str, stack: tuple[int, ...], strict: bool, headers: bool
+) -> Any:
+    def fail() -> Any:
+        if strict:
+            raise _Unknown(where, _type_name(obj))
         return _type_name(obj)
+
+    def sub(value: Any, name: str, in_headers: bool = False) -> Any:
+        path = f"{where}.{name}" if name else where
+        return _state(value, depth + 1 if name else depth, env, path, stack + (id(obj),), strict, in_headers)
+
+    if depth > _MAX_DEPTH:
+        return fail()
     if obj is None or isinstance(obj, bool | int | str):
         return None if isinstance(obj, str) and looks_like_secret(obj, env) else obj
     if isinstance(obj, float):
         return obj if np.isfinite(obj) else str(obj)
     if isinstance(obj, np.generic):
-        return public_config(obj.item(), _depth=_depth + 1, _env=env)
+        return sub(obj.item(), "item")
     if looks_like_secret(obj, env):
         return None
+    if id(obj) in stack:
+        return "@cycle"
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            return {
+                "@ndarray": [sub(v, f"[{i}]") for i, v in enumerate(obj.ravel().tolist())],
+                "shape": obj.shape,
+            }
+        return {"@ndarray": array_digest({"a": obj})}
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for k, v in obj.items():
-            if is_secret_name(str(k)) or looks_like_secret(v, env):
+            secret = _secrets.is_secret_header_name(str(k)) if headers else is_secret_name(str(k))
+            if secret or looks_like_secret(v, env):
                 continue
-            out[str(k)] = public_config(v, _depth=_depth + 1, _env=env)
+            out[str(k)] = sub(v, str(k), _is_header_mapping(str(k)))
         return out
     if isinstance(obj, set | frozenset):
-        return sorted(json.dumps(public_config(v, _depth=_depth + 1, _env=env)) for v in obj)
+        return sorted(json.dumps(sub(v, "[]")) for v in obj)
     if isinstance(obj, Sequence):
-        return [public_config(v, _depth=_depth + 1, _env=env) for v in obj]
+        return [sub(v, f"[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, os.PathLike):
+        return {"@path": os.fspath(obj)}
+    if isinstance(obj, enum.Enum):
+        return f"{_type_name(obj)}.{obj.name}"
+    if isinstance(obj, type):
+        return f"<class {obj.__module__}.{obj.__qualname__}>"
+    if isinstance(obj, functools.partial):
+        return {
+            "@partial": sub(obj.func, "func"),
+            "args": sub(obj.args, "args"),
+            "kw": sub(obj.keywords, "kw"),
+        }
+    if isinstance(obj, types.MethodType):
+        return {"@method": obj.__func__.__qualname__, "self": sub(obj.__self__, "__self__")}
+    if isinstance(obj, types.BuiltinFunctionType):
+        return f"<builtin {getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}>"
+    if isinstance(obj, types.FunctionType):  # its code, defaults and captured values: two lambdas differ
+        cells = [c.cell_contents for c in obj.__closure__ or () if _cell_filled(c)]
+        return {
+            "@function": f"{obj.__module__}.{obj.__qualname__}",
+            "code": _code_digest(obj.__code__),
+            "defaults": sub(obj.__defaults__, "__defaults__"),
+            "kwdefaults": sub(obj.__kwdefaults__, "__kwdefaults__"),
+            "closure": sub(cells, "__closure__"),
+        }
+    mro = _mro_names(obj)
+    if any(n.startswith("sentence_transformers.") and n.endswith(".SentenceTransformer") for n in mro):
+        return _sentence_transformer_state(obj, sub)
+    if _TORCH_MODULE in mro:
+        return _torch_module_state(obj, fail)
     dump = getattr(obj, "model_dump", None)
-    if callable(dump) and _depth == 0:
+    if callable(dump) and not isinstance(obj, type):
         try:
-            return {"@type": _type_name(obj), **public_config(dump(), _depth=_depth + 1, _env=env)}
+            dumped = dump()
         except Exception:  # noqa: BLE001 - a model that cannot dump: fall back to attributes
-            pass
-    if _depth == 0 and hasattr(obj, "__dict__"):
-        attrs = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
-        return {"@type": _type_name(obj), **public_config(attrs, _depth=_depth + 1, _env=env)}
-    return _type_name(obj)
+            dumped = None
+        if isinstance(dumped, Mapping):
+            return {"@type": _type_name(obj), **sub(dumped, "model_dump()")}
+    attrs = getattr(obj, "__dict__", None)
+    if not isinstance(attrs, Mapping) or hasattr(type(obj), "__slots__") and _slot_values(obj):
+        return fail()
+    # Private attributes too: ``self._model`` changes the output as much as a public attribute does.
+    keep = {k: v for k, v in attrs.items() if not k.startswith("__")}
+    return {"@type": _type_name(obj), **sub(keep, "")}
+
+
+def _cell_filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def _code_digest(code: types.CodeType) -> str:
+    """sha256 of a function's bytecode, names and plain constants (nested code objects recursively)."""
+    h = hashlib.sha256(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            h.update(_code_digest(c).encode())
+        else:  # a frozenset's order varies with the string hash seed: sort it
+            h.update(repr(sorted(map(repr, c)) if isinstance(c, frozenset) else c).encode())
+    return h.hexdigest()
+
+
+def _slot_values(obj: Any) -> bool:
+    """Whether ``obj`` holds values in ``__slots__`` (state that ``__dict__`` does not show)."""
+    for cls in type(obj).__mro__:
+        for name in getattr(cls, "__slots__", ()) or ():
+            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
+                return True
+    return False
+
+
+def _torch_module_state(obj: Any, fail: Any) -> Any:
+    text = repr(obj)
+    if re.search(r"0x[0-9a-fA-F]{6,}", text):
+        return fail()
+    try:
+        state = {k: v.detach().cpu().float().numpy() for k, v in obj.state_dict().items()}
+    except Exception:  # noqa: BLE001 - a module whose state cannot be read
+        return fail()
+    return {"@type": _type_name(obj), "modules": text, "weights": array_digest(state)}
+
+
+def sentence_transformer_dir(model: Any) -> Path | None:
+    """The directory a loaded sentence-transformers model was read from (holding ``modules.json``), or None."""
+    candidates: list[Any] = [getattr(getattr(model, "tokenizer", None), "name_or_path", None)]
+    try:
+        first = model[0]
+        candidates.append(
+            getattr(getattr(getattr(first, "auto_model", None), "config", None), "_name_or_path", None)
+        )
+    except Exception:  # noqa: BLE001 - not indexable: only the tokenizer's path
+        pass
+    for c in candidates:
+        if not isinstance(c, str) or not c:
+            continue
+        path = Path(c).expanduser()
+        for d in (path, path.parent):
+            try:
+                if (d / "modules.json").is_file():
+                    return d.resolve()
+            except OSError:
+                continue
+    return None
+
+
+def _sentence_transformer_state(obj: Any, sub: Any) -> Any:
+    state: dict[str, Any] = {
+        "@type": _type_name(obj),
+        "prompts": sub(getattr(obj, "prompts", None), "prompts"),
+        "default_prompt_name": sub(getattr(obj, "default_prompt_name", None), "default_prompt_name"),
+        "truncate_dim": sub(getattr(obj, "truncate_dim", None), "truncate_dim"),
+    }
+    root = sentence_transformer_dir(obj)
+    if root is not None:
+        return {**state, "path": str(root), "files": model_dir_digest(root)}
+    try:  # not read from a directory we can find: digest the loaded weights
+        weights = {k: v.detach().cpu().float().numpy() for k, v in obj.state_dict().items()}
+    except Exception:  # noqa: BLE001 - as above
+        raise _Unknown("config", _type_name(obj)) from None
+    return {**state, "modules": repr(obj), "weights": array_digest(weights)}
 
 
 def local_model_digests(config: Any, memo: DigestMemo | None = None) -> dict[str, str]:
@@ -262,8 +464,24 @@ def local_model_digests(config: Any, memo: DigestMemo | None = None) -> dict[str
 
 
 # --------------------------------------------------------------------------- embedder helpers
+def check_cacheable(embedder: Any) -> None:
+    """Raise when an embedder's vectors cannot be keyed reliably (see :class:`UnidentifiableConfigError`).
+
+    Raises:
+        UnidentifiableConfigError: the embedder's ``cache_problem``, naming it and what to do.
+    """
+    problem = getattr(embedder, "cache_problem", None)
+    if problem:
+        raise UnidentifiableConfigError(str(problem))
+
+
 def identity_of(embedder: Any) -> str:
-    """The cache identity of an embedder's document vectors (its ``identity``, else its ``name``)."""
+    """The cache identity of an embedder's document vectors (its ``identity``, else its ``name``).
+
+    Raises:
+        UnidentifiableConfigError: the embedder cannot be identified (see :func:`check_cacheable`).
+    """
+    check_cacheable(embedder)
     value = getattr(embedder, "identity", None)
     return str(value) if value else str(embedder.name)
 
@@ -274,6 +492,7 @@ def query_identity_of(embedder: Any) -> str:
     Its ``query_identity`` when it has one; else the document identity for an embedder without a
     query path (queries are documents), else the document identity marked ``|query``.
     """
+    check_cacheable(embedder)
     value = getattr(embedder, "query_identity", None)
     if value:
         return str(value)

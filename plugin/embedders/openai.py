@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from embedlens._secrets import redact
+from embedlens._secrets import redact as _redact
+from embedlens._secrets import register_key_env
 from embedlens.embedders.identity import is_secret_name, looks_like_secret, make_identity
 from embedlens.errors import EmbedderError, EmbedlensInputError
 
@@ -114,6 +115,7 @@ class OpenAIEmbedder:
         self.max_batch_tokens = max_batch_tokens
         self.encoding_format = encoding_format
         self.requests = 0
+        register_key_env(api_key_env)  # its value is redacted from every message, however short
         key = os.environ.get(api_key_env)
         if not key:
             msg = f"the OpenAI API key is not set: export {api_key_env}=... (embedlens never stores it)"
@@ -193,19 +195,19 @@ class OpenAIEmbedder:
             if e.status_code in (401, 403):
                 msg = (
                     f"{self.name}: the server refused the API key from ${self.api_key_env} "
-                    f"(HTTP {e.status_code}): {redact(e.message)}"
+                    f"(HTTP {e.status_code}): {self._redact(e.message)}"
                 )
             else:
-                msg = f"{self.name}: the server answered HTTP {e.status_code} after retries: {redact(e.message)}"
+                msg = f"{self.name}: the server answered HTTP {e.status_code} after retries: {self._redact(e.message)}"
             raise EmbedderError(msg) from None
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
             msg = (
-                f"{self.name}: no answer from {redact(str(self._client.base_url))} after retries "
+                f"{self.name}: no answer from {self._redact(str(self._client.base_url))} after retries "
                 f"({type(e).__name__})"
             )
             raise EmbedderError(msg) from e
         except ValueError as e:  # JSON decode error
-            msg = f"{self.name}: the server sent a malformed response body ({redact(str(e))})"
+            msg = f"{self.name}: the server sent a malformed response body ({self._redact(str(e))})"
             raise EmbedderError(msg) from None
         return self._decode(body, len(texts))
 
@@ -219,7 +221,7 @@ class OpenAIEmbedder:
                 for d in items
             ]
         except (KeyError, TypeError, ValueError) as e:
-            msg = f"{self.name}: malformed embeddings response ({type(e).__name__}: {redact(str(e))})"
+            msg = f"{self.name}: malformed embeddings response ({type(e).__name__}: {self._redact(str(e))})"
             raise EmbedderError(msg) from None
         if len(vecs) != n or sorted(d["index"] for d in items) != list(range(n)):
             msg = f"{self.name}: the server returned {len(vecs)} vectors for {n} inputs"
@@ -236,8 +238,12 @@ class OpenAIEmbedder:
             raise EmbedderError(msg)
         return arr
 
+    def _redact(self, text: str) -> str:
+        """``text`` without credentials, the value of ``$api_key_env`` included whatever its length."""
+        return _redact(text, key_envs=(self.api_key_env,))
+
     def __repr__(self) -> str:
-        base_url = redact(str(self._client.base_url))
+        base_url = self._redact(str(self._client.base_url))
         return f"OpenAIEmbedder({self.model!r}, dimensions={self.dimensions}, base_url={base_url!r})"
 
 

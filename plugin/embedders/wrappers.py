@@ -9,6 +9,7 @@ import numpy as np
 
 from embedlens._arrays import as_matrix, stack_vectors
 from embedlens.embedders.identity import (
+    UnidentifiableConfigError,
     identity_of,
     local_model_digests,
     make_identity,
@@ -57,26 +58,46 @@ class LangChainEmbedder(_LazyDim):
             ``model``/``model_name`` attribute.
         queries_as_documents: ``True``: queries are embedded like documents (no probe); ``False``:
             always ``embed_query``; ``None``: probe once.
+        cache_id: an explicit cache key, for an instance whose config cannot be identified (it
+            holds an object without readable state): a name that you change whenever the vectors
+            would change. Without it such an instance is refused by an embedding cache.
 
     Attributes:
         identity / query_identity: cache keys, a digest of the class and its full config
-            (``model_dump()`` or public attributes) with every secret left out.
+            (``model_dump()`` or attributes, nested objects by their state, a sentence-transformers
+            model by its directory's files) with every secret left out.
+        cache_problem: why the instance cannot be cached (None when it can): an embedding cache
+            refuses it with this message rather than guess a key that two models could share.
     """
 
     def __init__(
-        self, embeddings: Any, *, name: str | None = None, queries_as_documents: bool | None = None
+        self,
+        embeddings: Any,
+        *,
+        name: str | None = None,
+        queries_as_documents: bool | None = None,
+        cache_id: str | None = None,
     ) -> None:
         self.embeddings = embeddings
         model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+        model = model if isinstance(model, str) else None  # never an object's repr (it may hold an address)
         self.name = name or f"langchain:{type(embeddings).__name__}" + (f":{model}" if model else "")
         self._dim: int | None = None
         self._same: bool | None = queries_as_documents
+        self.cache_problem: str | None = None
         inner = getattr(embeddings, "embedder", None)  # embedlens' own EmbedderEmbeddings
         if inner is not None and hasattr(embeddings, "embed_documents"):
             parts: Any = {"kind": "embedlens", "identity": identity_of(inner)}
             self._query_parts: Any = {"kind": "embedlens", "identity": query_identity_of(inner)}
+        elif cache_id is not None:
+            parts = {"kind": "langchain", "type": _qualname(embeddings), "cache_id": str(cache_id)}
+            self._query_parts = None
         else:
-            config = public_config(embeddings)
+            try:
+                config = public_config(embeddings, strict=True)
+            except UnidentifiableConfigError as e:
+                self.cache_problem = _problem("LangChainEmbedder", embeddings, e)
+                config = None
             parts = {"kind": "langchain", "config": config, "models": local_model_digests(config)}
             self._query_parts = None
         self.identity = make_identity(self.name, parts)
@@ -128,13 +149,17 @@ class ChromaEmbedder(_LazyDim):
         function: a Chroma ``EmbeddingFunction`` (callable on a list of documents).
         name: display name; defaults to ``"chroma:<name()>:<model>"`` from the function's
             ``name()`` and the ``model_name`` in its config.
+        cache_id: an explicit cache key, for a function whose config cannot be identified (see
+            :class:`LangChainEmbedder`).
 
     Attributes:
         identity / query_identity: cache keys, a digest of the function's name and full config
-            (``get_config()``, else its public attributes) with every secret left out.
+            (``get_config()``, else its attributes, nested objects by their state) with every
+            secret left out.
+        cache_problem: why the function cannot be cached (None when it can).
     """
 
-    def __init__(self, function: Any, *, name: str | None = None) -> None:
+    def __init__(self, function: Any, *, name: str | None = None, cache_id: str | None = None) -> None:
         self.function = function
         ef_name = function.name() if hasattr(function, "name") else type(function).__name__
         try:
@@ -143,15 +168,24 @@ class ChromaEmbedder(_LazyDim):
             cfg = None
         if name is None:
             model = (cfg.get("model_name") or cfg.get("model")) if isinstance(cfg, dict) else None
+            model = model if isinstance(model, str) else None
             name = f"chroma:{ef_name}" + (f":{model}" if model else "")
         self.name = name
         self._dim: int | None = None
+        self.cache_problem: str | None = None
         inner = getattr(function, "embedder", None)  # embedlens' own EmbedlensBaseFunction
         if inner is not None and callable(getattr(inner, "embed", None)):
             doc_parts: Any = {"kind": "embedlens", "identity": identity_of(inner)}
             query_parts: Any = {"kind": "embedlens", "identity": query_identity_of(inner)}
         else:
-            config = public_config(cfg) if isinstance(cfg, dict) else public_config(function)
+            if cache_id is not None:
+                config: Any = {"cache_id": str(cache_id)}
+            else:
+                try:
+                    config = public_config(cfg if isinstance(cfg, dict) else function, strict=True)
+                except UnidentifiableConfigError as e:
+                    self.cache_problem = _problem("ChromaEmbedder", function, e)
+                    config = None
             models = local_model_digests(config)
             doc_parts = {
                 "kind": "chroma",
@@ -194,6 +228,14 @@ class ChromaEmbedder(_LazyDim):
 def _as_list(texts: Sequence[str]) -> list[str]:
     """``texts`` as a list; a bare string is one text, not a list of characters."""
     return [texts] if isinstance(texts, str) else list(texts)
+
+
+def _problem(wrapper: str, obj: Any, error: Exception) -> str:
+    return (
+        f"{wrapper}({type(obj).__name__}): {error}, so its vectors cannot be cached safely (two models "
+        f"could share rows); pass cache_id='...' (a name you change whenever the vectors would) to "
+        f"{wrapper}, or embed without a cache (no_cache=True / --no-cache)"
+    )
 
 
 def _qualname(obj: Any) -> str:

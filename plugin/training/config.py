@@ -7,6 +7,11 @@ import numbers
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+#: bounds of the options that would overflow (seed) or make training diverge (lr, temperature).
+MAX_SEED = 2**32 - 1
+MAX_LR = 10.0
+TEMPERATURE_RANGE = (1e-3, 10.0)
+
 Objective = Literal["pairs", "retrieval"]
 PairLoss = Literal["cosent", "mse"]
 
@@ -101,9 +106,13 @@ class TrainConfig:
         ):
             if not _is_int(getattr(self, name), low):
                 raise bad(name, getattr(self, name), f"an integer >= {low}")
-        for name in ("lr", "temperature"):
-            if not _is_real(getattr(self, name)) or not getattr(self, name) > 0:
-                raise bad(name, getattr(self, name), "a finite number > 0")
+        if not _is_int(self.seed, 0) or int(self.seed) > MAX_SEED:
+            raise bad("seed", self.seed, f"an integer within 0..{MAX_SEED}")
+        if not _is_real(self.lr) or not 0 < self.lr <= MAX_LR:
+            raise bad("lr", self.lr, f"a number > 0 and <= {MAX_LR:g}")
+        t_low, t_high = TEMPERATURE_RANGE
+        if not _is_real(self.temperature) or not t_low <= self.temperature <= t_high:
+            raise bad("temperature", self.temperature, f"a number within {t_low:g}..{t_high:g}")
         for name in ("reg", "negatives_ratio"):
             if not _is_real(getattr(self, name)) or not getattr(self, name) >= 0:
                 raise bad(name, getattr(self, name), "a finite number >= 0")

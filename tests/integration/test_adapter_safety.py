@@ -233,3 +233,163 @@ def test_run_all_fails_loudly_without_the_llamaindex_env(
         run_all.main([])
     assert info.value.code not in (0, None) and "bench-env" in str(info.value.code)
     assert ran == [["make", "bench-env"]]  # tried to build it; ran no benchmark
+
+
+# --------------------------------------------------------------------------- 7. reproject: sources, targets, --path
+from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
+
+
+@register_embedding_function
+class RegisteredHashFunction(HashFunction, chromadb.EmbeddingFunction):  # type: ignore[misc]
+    """A base function Chroma can rebuild from its stored config (seed in the config)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        HashFunction.__init__(self, seed=seed, config={"model_name": "hash-test", "seed": seed})
+
+    @staticmethod
+    def name() -> str:
+        return "embedlens_test_hash"
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> RegisteredHashFunction:
+        return RegisteredHashFunction(int(config.get("seed", 0)))
+
+
+def _stored_ef(client: Any, name: str) -> Any:
+    return client.get_collection(name, embedding_function=None).configuration_json.get("embedding_function")
+
+
+def _no_function(stored: Any) -> bool:
+    """What Chroma stores for ``embedding_function=None``: nothing, or its ``legacy`` marker (no builder)."""
+    return stored is None or stored == {"type": "legacy"}
+
+
+def _source(client: Any, name: str, ef: Any) -> Any:
+    col = client.create_collection(name, embedding_function=ef)
+    texts = [f"doc {i} alpha{i}" for i in range(5)]
+    vectors = HashEmbedder(DIM).embed(texts)
+    col.add(ids=[f"d{i}" for i in range(5)], embeddings=vectors, documents=texts)
+    return col
+
+
+def _names(client: Any) -> set[str]:
+    return {c if isinstance(c, str) else c.name for c in client.list_collections()}
+
+
+def test_reproject_refuses_an_already_projected_source(tmp_path: Path) -> None:
+    from embedlens.adapters.chroma import LensEmbeddingFunction, reproject_collection
+
+    lens = _lens(tmp_path)
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    _source(client, "projected", LensEmbeddingFunction(RegisteredHashFunction(), lens))
+    with pytest.raises(EmbedlensInputError, match="already projected"):
+        reproject_collection(client, "projected", "twice", lens, progress=False)
+    assert "twice" not in _names(client)
+
+
+def test_reproject_target_gets_the_lens_over_the_source_base(tmp_path: Path) -> None:
+    from embedlens.adapters.chroma import reproject_collection
+
+    lens_dir = _lens(tmp_path)
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    _source(client, "raw", RegisteredHashFunction())
+    assert reproject_collection(client, "raw", "lensed", lens_dir, progress=False) == 5
+    stored = _stored_ef(client, "lensed")
+    assert stored["name"] == "embedlens" and stored["config"]["base"]["name"] == "embedlens_test_hash"
+    assert stored["config"]["lens_sha256"] == Lens.load(lens_dir).weights_sha256
+    # query_texts through the target are projected by the lens (not embedded raw by Chroma's default)
+    tgt = client.get_collection("lensed")
+    got = tgt.query(query_texts=["doc 3 alpha3"], n_results=1, include=["distances"])
+    assert got["ids"][0] == ["d3"] and got["distances"][0][0] < 1e-4
+    assert reproject_collection(client, "raw", "lensed", lens_dir, progress=False) == 0  # resumable
+
+
+def test_reproject_base_that_cannot_be_rebuilt_needs_explicit_no_function(tmp_path: Path) -> None:
+    from embedlens.adapters.chroma import reproject_collection
+
+    wrong_model = _lens(tmp_path, fingerprint_seed=1)  # the source's base (seed 0) is not the lens's model
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    _source(client, "raw", RegisteredHashFunction())
+    with pytest.raises(EmbedlensInputError, match="cannot be rebuilt.*allow_no_function=True"):
+        reproject_collection(client, "raw", "lensed", wrong_model, progress=False)
+    assert "lensed" not in _names(client)
+    assert (
+        reproject_collection(client, "raw", "lensed", wrong_model, progress=False, allow_no_function=True)
+        == 5
+    )
+    assert _no_function(
+        _stored_ef(client, "lensed")
+    )  # explicitly none: never Chroma's DefaultEmbeddingFunction
+    vectors_only = client.create_collection("vectors-only", embedding_function=None)
+    vectors_only.add(ids=["a"], embeddings=HashEmbedder(DIM).embed(["a b"]))
+    assert (
+        reproject_collection(client, "vectors-only", "vectors-lensed", _lens(tmp_path), progress=False) == 1
+    )
+    assert _no_function(_stored_ef(client, "vectors-lensed"))
+    # an existing target with another function is not written into
+    with pytest.raises(EmbedlensInputError, match="exists with no embedding function"):
+        reproject_collection(client, "raw", "vectors-lensed", _lens(tmp_path), progress=False)
+
+
+def _reproject_cli(path: Path, lens: Path, *extra: str, source: str = "raw", target: str = "lensed") -> int:
+    from embedlens.cli import main
+
+    argv = ["reproject", "--path", str(path), "--source", source, "--target", target, "--lens", str(lens)]
+    return main([*argv, *extra])
+
+
+def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("embedlens: error: "), err
+    return err[0]
+
+
+def test_reproject_cli_checks_everything_before_opening_a_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lens = _lens(tmp_path)
+    query_lens = Lens.identity(DIM, mode="query").save(tmp_path / "query-lens")
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_bytes(b"four years")
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"x")
+    for path, lens_dir, extra, expect in [
+        (thesis, query_lens, {}, "--lens"),
+        (thesis, lens, {}, "no chroma.sqlite3"),
+        (tmp_path / "missing", lens, {}, "--path"),
+        (afile, lens, {}, "is not a directory"),
+        (thesis, lens, {"target": "t3"}, "--target 't3': is not a valid collection name"),
+        (thesis, lens, {"target": "a..b"}, "--target"),
+        (thesis, lens, {"source": "-x-"}, "--source"),
+        (thesis, lens, {"target": "raw"}, "--target 'raw' is the --source"),
+    ]:
+        assert _reproject_cli(path, lens_dir, "--quiet", **extra) == 2
+        assert expect in _one_error(capsys)
+    assert sorted(p.name for p in thesis.iterdir()) == ["thesis.tex"]
+    assert not (tmp_path / "missing").exists() and afile.read_bytes() == b"x"
+
+
+def test_reproject_cli_quiet_and_no_embedding_function(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedlens.adapters.chroma as chroma_adapter
+
+    db = tmp_path / "db"
+    client = chromadb.PersistentClient(path=str(db))
+    _source(client, "raw", RegisteredHashFunction())
+    wrong_model = _lens(tmp_path, fingerprint_seed=1)
+    seen: list[bool] = []
+    real = chroma_adapter.reproject_collection
+
+    def spy(*a: Any, **k: Any) -> int:
+        seen.append(k["progress"])
+        return real(*a, **k)
+
+    monkeypatch.setattr(chroma_adapter, "reproject_collection", spy)
+    assert _reproject_cli(db, wrong_model, "--quiet") == 2
+    assert "--no-embedding-function" in _one_error(capsys)
+    assert _reproject_cli(db, wrong_model, "--quiet", "--no-embedding-function") == 0
+    assert _reproject_cli(db, _lens(tmp_path), target="other") == 0
+    assert seen == [False, False, True]
+    assert _no_function(_stored_ef(chromadb.PersistentClient(path=str(db)), "lensed"))

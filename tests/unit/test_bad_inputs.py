@@ -375,3 +375,169 @@ def test_graded_pairs_all_equal_refused(
     p.write_text("text_1,text_2,label\n" + "".join(f"{a},{b},2.5\n" for a, b, _ in _pairs_rows()))
     assert _train(p, tmp_path) == 2
     assert "every label in split train" in _one_line_error(capsys)
+
+
+# --------------------------------------------------------------------------- review finding 12: options first
+@pytest.mark.parametrize(
+    ("opt", "value"),
+    [
+        ("--seed", "99999999999999999999999"),
+        ("--seed", "4294967296"),
+        ("--lr", "1e308"),
+        ("--lr", "11"),
+        ("--temperature", "1e-300"),
+        ("--temperature", "100"),
+    ],
+)
+def test_extreme_train_options_refused_before_the_model(
+    tmp_path: Path, good_pairs: Path, capsys: pytest.CaptureFixture[str], no_model: None, opt: str, value: str
+) -> None:
+    assert _train(good_pairs, tmp_path, opt, value) == 2
+    line = _one_line_error(capsys)
+    assert opt in line and value in line
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [({"seed": 2**32}, "--seed"), ({"lr": 1e308}, "--lr"), ({"temperature": 1e-300}, "--temperature")],
+)
+def test_train_config_bounds(kwargs: dict[str, Any], named: str) -> None:
+    from embedlens.training import TrainConfig
+
+    with pytest.raises(EmbedlensInputError, match=named):
+        TrainConfig(**kwargs)
+    TrainConfig(seed=2**32 - 1, lr=10.0, temperature=1e-3)  # the bounds themselves are fine
+
+
+def test_diverged_training_names_the_options_not_the_vectors(tiny_beir: Path, good_pairs: Path) -> None:
+    from embedlens.pipeline import TrainingDivergedError, open_embedder, train_lens
+    from embedlens.training import TrainConfig
+
+    for data, named in ((tiny_beir, "--temperature"), (good_pairs, "--lr")):
+        cfg = TrainConfig(progress=False, max_epochs=2)
+        cfg.lr = 1e308  # past validation (as an API user could): training itself must still be guarded
+        emb = open_embedder(base=HashEmbedder(dim=16), no_cache=True)
+        try:
+            out = train_lens(data, emb, cfg)
+        except TrainingDivergedError as e:
+            assert "--lr" in str(e) and named in str(e) and "vectors" not in str(e)
+        else:  # or it shipped a finite matrix (the start), never NaN
+            assert np.isfinite(out.lens.weights).all()
+
+
+@pytest.mark.parametrize("model", ["/nonexistent/path", "./no/such/model", "~/no-such-embedlens-model/x"])
+def test_model_path_that_does_not_exist_refused_before_loading(
+    tmp_path: Path,
+    good_pairs: Path,
+    lens_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_model: None,
+    model: str,
+) -> None:
+    assert _train(good_pairs, tmp_path, "--model", model) == 2
+    assert "--model" in _one_line_error(capsys)
+    args = ["evaluate", "--data", str(good_pairs), "--lens", str(lens_dir), "--model", model, "--no-cache"]
+    assert main(args) == 2
+    assert "--model" in _one_line_error(capsys)
+
+
+def test_dim_above_default_model_dimension_refused_before_loading(
+    tmp_path: Path, good_pairs: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    assert _train(good_pairs, tmp_path, "--dim", "999") == 2
+    line = _one_line_error(capsys)
+    assert "--dim 999" in line and "384" in line
+
+
+def test_dim_above_local_model_dimension_read_from_its_files(
+    tmp_path: Path, good_pairs: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    model = tmp_path / "my-model"
+    (model / "1_Pooling").mkdir(parents=True)
+    (model / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ]
+        )
+    )
+    (model / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32}))
+    assert _train(good_pairs, tmp_path, "--dim", "64", "--model", str(model)) == 2
+    line = _one_line_error(capsys)
+    assert "--dim 64" in line and "32" in line
+
+
+# --------------------------------------------------------------------------- findings 13 and 14: --data
+def test_symlink_loop_as_data(
+    tmp_path: Path, lens_dir: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    assert _train(tmp_path / "loop1", tmp_path) == 2
+    assert "--data" in _one_line_error(capsys)
+    assert main(["evaluate", "--data", str(tmp_path / "loop1"), "--lens", str(lens_dir), "--no-cache"]) == 2
+    assert "--data" in _one_line_error(capsys)
+    with pytest.raises(DataFormatError, match="loop1"):
+        read_pairs(tmp_path / "loop1")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_and_device_as_data_are_not_regular_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    fifo = tmp_path / "pairs.csv"
+    os.mkfifo(fifo)
+    for data in (fifo, Path("/dev/zero")):
+        if not data.exists():
+            continue
+        assert _train(data, tmp_path) == 2
+        assert "not a regular file" in _one_line_error(capsys)
+        with pytest.raises(DataFormatError, match="not a regular file"):
+            read_pairs(data)  # never opened: a FIFO would hang, /dev/zero never end
+    with pytest.raises(DataFormatError, match="not a regular file"):
+        read_pairs(tmp_path)  # a directory
+
+
+@pytest.mark.parametrize("value", [123, ["a", "b"], {"t": "x"}, True])
+def test_jsonl_text_must_be_a_string(tmp_path: Path, value: Any) -> None:
+    p = tmp_path / "pairs.jsonl"
+    rows = [
+        {"text_1": "fine", "text_2": "also fine", "label": 1},
+        {"text_1": value, "text_2": "b", "label": 1},
+    ]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataFormatError, match=r"pairs.jsonl:2: text_1 must be a string"):
+        read_pairs(p)
+
+
+def test_upper_case_suffix_is_jsonl(tmp_path: Path) -> None:
+    p = tmp_path / "data.JSONL"
+    p.write_text(
+        "".join(json.dumps({"text_1": a, "text_2": b, "label": y}) + "\n" for a, b, y in _pairs_rows(4))
+    )
+    assert len(read_pairs(p)) == 4
+
+
+def test_missing_column_names_the_header_line(tmp_path: Path) -> None:
+    p = tmp_path / "pairs.csv"
+    p.write_text("text_1,text_2\na,b\nc,d\n")
+    with pytest.raises(DataFormatError, match=r"pairs.csv:1: missing column"):
+        read_pairs(p)
+
+
+@pytest.mark.parametrize("score", ["0.5", "1.7"])
+def test_fractional_qrels_score_refused(tmp_path: Path, score: str) -> None:
+    root = _beir(tmp_path, [("q0", "d0", 1), ("q1", "d1", score)])
+    with pytest.raises(DataFormatError, match=r"train.tsv:3: score .* not an integer"):
+        read_beir(root)
+    read_beir(_beir(tmp_path / "ok", [("q0", "d0", "2.0"), ("q1", "d1", 1)]))  # an integral float is fine
+
+
+def test_pairs_with_only_a_train_split_trains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], hash_model: None
+) -> None:
+    p = tmp_path / "train_only.csv"
+    p.write_text("text_1,text_2,label,split\n" + "".join(f"{a},{b},{y},train\n" for a, b, y in _pairs_rows()))
+    assert _train(p, tmp_path, "--quiet", "--epochs", "2") == 0, capsys.readouterr().err
+    assert (tmp_path / "lens" / "lens.json").is_file()

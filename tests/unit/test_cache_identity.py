@@ -577,3 +577,173 @@ def test_prompts_for_an_openai_model_are_refused() -> None:
 
     with pytest.raises(EmbedlensInputError, match="sentence-transformers"):
         open_embedder("openai:text-embedding-3-small", query_prompt="query: ", no_cache=True)
+
+
+# --------------------------------------------------------------------------- review finding 5: model objects
+
+
+class _Model:
+    """Stands in for a model object held by a wrapper (e.g. a loaded SentenceTransformer)."""
+
+    def __init__(self, seed: int) -> None:
+        self.W = np.random.default_rng(seed).standard_normal((8, 8)).astype(np.float32)
+
+    def __repr__(self) -> str:
+        return "Model(dim=8)"  # the same for both: the type name and repr identify nothing
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.stack([_vec(t, 8) for t in texts]) @ self.W
+
+
+def _plain_lc(model: Any) -> Any:
+    from langchain_core.embeddings import Embeddings
+
+    class MyEmbeddings(Embeddings):  # not pydantic
+        def __init__(self, model: Any) -> None:
+            self.model = model
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self.model.encode(texts).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return self.model.encode([text])[0].tolist()
+
+    return MyEmbeddings(model)
+
+
+class _LegacyFn:
+    """A Chroma function without get_config() holding a model object."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self, input: list[str]) -> list[np.ndarray]:
+        return list(self.model.encode(list(input)))
+
+
+def test_wrappers_holding_different_model_objects_do_not_share_rows(tmp_path: Path) -> None:
+    from embedlens.embedders import ChromaEmbedder, LangChainEmbedder
+
+    cache = EmbeddingCache(tmp_path)
+    for wrap in (lambda m: LangChainEmbedder(_plain_lc(m)), lambda m: ChromaEmbedder(_LegacyFn(m))):
+        a = CachedEmbedder(wrap(_Model(1)), cache, progress=False)
+        b = CachedEmbedder(wrap(_Model(2)), cache, progress=False)
+        assert a.identity != b.identity
+        va, vb = a.embed(["hello"]), b.embed(["hello"])
+        np.testing.assert_allclose(vb, _Model(2).encode(["hello"]), rtol=1e-5)  # not a's row
+        assert not np.allclose(va, vb)
+        # the same model again: same key, served from the cache
+        again = CachedEmbedder(wrap(_Model(1)), cache, progress=False)
+        assert again.identity == a.identity
+        again.embed(["hello"])
+        assert again.base_texts == 0
+
+
+class _Opaque:
+    """An object whose state cannot be read (slots, no __dict__), like a C-extension handle."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: int) -> None:
+        self.handle = handle
+
+
+def test_unidentifiable_wrapper_is_refused_by_the_cache_not_guessed(tmp_path: Path) -> None:
+    from embedlens.embedders import ChromaEmbedder, LangChainEmbedder
+    from embedlens.errors import EmbedlensInputError
+
+    for wrap in (
+        lambda **k: LangChainEmbedder(_plain_lc(_Opaque(1)), **k),
+        lambda **k: ChromaEmbedder(_LegacyFn(_Opaque(1)), **k),
+    ):
+        with pytest.raises(EmbedlensInputError, match="cache_id="):
+            CachedEmbedder(wrap(), EmbeddingCache(tmp_path), progress=False)
+        # without a cache it still embeds (nothing is keyed) ...
+        with pytest.raises(AttributeError):  # _Opaque has no encode: only reached when embedding
+            CachedEmbedder(wrap(), None, progress=False).embed(["x"])
+        # ... and an explicit cache_id is the user's key
+        ok = CachedEmbedder(wrap(cache_id="my-model-v1"), EmbeddingCache(tmp_path), progress=False)
+        assert ok.identity != CachedEmbedder(wrap(cache_id="my-model-v2"), None).identity
+
+
+def _fake_sentence_transformer(location: Path) -> Any:
+    class Tok:
+        name_or_path = str(location)
+
+    class SentenceTransformer:  # named and placed like sentence-transformers' class
+        prompts: dict[str, str] = {}
+        default_prompt_name = None
+        truncate_dim = None
+
+        def __init__(self) -> None:
+            self.tokenizer = Tok()
+
+        def __repr__(self) -> str:
+            return "SentenceTransformer()"
+
+    SentenceTransformer.__module__ = "sentence_transformers.sentence_transformer.model"
+    return SentenceTransformer()
+
+
+def test_wrapped_sentence_transformer_objects_are_keyed_by_their_files(tmp_path: Path) -> None:
+    from embedlens.embedders import LangChainEmbedder
+
+    dirs = []
+    for root, weights in (("a", b"weights-a"), ("b", b"weights-b")):
+        d = tmp_path / root / "final"
+        d.mkdir(parents=True)
+        (d / "modules.json").write_text("[]")
+        (d / "model.safetensors").write_bytes(weights)
+        dirs.append(d)
+    ids = [LangChainEmbedder(_plain_lc(_fake_sentence_transformer(d))).identity for d in dirs]
+    assert ids[0] != ids[1]  # /a/final and /b/final
+    assert ids[0] == LangChainEmbedder(_plain_lc(_fake_sentence_transformer(dirs[0]))).identity
+    (dirs[0] / "model.safetensors").write_bytes(b"retrained")
+    assert LangChainEmbedder(_plain_lc(_fake_sentence_transformer(dirs[0]))).identity != ids[0]
+
+
+_IDENTITY_SCRIPT = """
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from embedlens.embedders import ChromaEmbedder, LangChainEmbedder
+
+class Model:
+    def __init__(self):
+        self.W = np.arange(12, dtype=np.float32).reshape(3, 4)
+        self.opts = {"b": 1, "a": {2, 3, "x", "y"}}
+        self.fn = lambda t: t.upper()
+
+class E(Embeddings):
+    def __init__(self):
+        self.model = Model()
+    def embed_documents(self, texts):
+        return [[0.0]] * len(texts)
+    def embed_query(self, text):
+        return [0.0]
+
+class F:
+    def __init__(self):
+        self.model = Model()
+    def __call__(self, input):
+        return [[0.0]] * len(input)
+
+print(LangChainEmbedder(E()).identity, ChromaEmbedder(F()).identity)
+"""
+
+
+def test_identity_is_stable_across_processes(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ident.py"
+    script.write_text(_IDENTITY_SCRIPT)
+    outs = []
+    for seed in ("1", "2"):  # different string hash seeds and addresses
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        outs.append(run.stdout.strip())
+    assert outs[0] == outs[1] and "0x" not in outs[0]

@@ -50,7 +50,7 @@ def test_snli_layout(tmp_path: Path) -> None:
     [
         ("text_1,text_2,label\na,b,1\nc,,1\n", r"pairs.csv:3: empty or missing text_2"),
         ("text_1,text_2,label\na,b,yes\n", r"pairs.csv:2: label 'yes' is not a number"),
-        ("text_1,text_2\na,b\n", r"pairs.csv:2: missing column\(s\) \['label'\]"),
+        ("text_1,text_2\na,b\n", r"pairs.csv:1: missing column\(s\) \['label'\]"),  # the header line
         ("text_1,text_2,label\na,b,1,extra\n", r"pairs.csv:2: more fields"),
     ],
 )

@@ -220,7 +220,7 @@ def test_weights_file_outside_directory_refused(saved: Path) -> None:
     cfg = json.loads((saved / "lens.json").read_text())
     cfg["weights_file"] = "../../etc/passwd"
     (saved / "lens.json").write_text(json.dumps(cfg))
-    with pytest.raises(LensFormatError, match="plain file name"):
+    with pytest.raises(LensFormatError, match="must be 'weights.safetensors'"):
         load_lens(saved)
 
 

@@ -192,9 +192,50 @@ def test_npy_weights_are_not_read(saved: Path) -> None:
     buf = io.BytesIO()
     np.save(buf, np.ones((6, 4), np.float32))
     blob = buf.getvalue()
-    (saved / "weights.npy").write_bytes(blob)
-    _rewrite(saved, weights_file="weights.npy", weights_sha256=hashlib.sha256(blob).hexdigest())
-    with pytest.raises(LensFormatError, match="weights.npy: not a readable safetensors file"):
+    (saved / "weights.safetensors").write_bytes(blob)
+    _rewrite(saved, weights_sha256=hashlib.sha256(blob).hexdigest())
+    with pytest.raises(LensFormatError, match="weights.safetensors: not a readable safetensors file"):
+        load_lens(saved)
+
+
+@pytest.mark.parametrize("name", ["weights.npy", "thesis.tex", "../weights.safetensors", 3])
+def test_weights_file_must_be_the_fixed_name(saved: Path, name: object) -> None:
+    """``lens.json`` never chooses which file is read (or, on replace, deleted)."""
+    blob = (saved / "weights.safetensors").read_bytes()
+    if isinstance(name, str) and "/" not in name:
+        (saved / name).write_bytes(blob)
+    _rewrite(saved, weights_file=name)
+    with pytest.raises(LensFormatError, match=r"lens\.json: weights_file .* must be 'weights.safetensors'"):
+        load_lens(saved)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("d_in", 10**30), ("d_out", 2**63), ("d_in", 10**4000), ("d_out", 70000), ("d_in", 65536)],
+    ids=["1e30", "2^63", "1e4000", "70000", "65536x65536"],
+)
+def test_huge_shape_fields_are_refused_naming_lens_json(saved: Path, field: str, value: int) -> None:
+    """A ``lens.json`` declaring a huge W is refused as such (not MemoryError / an index-size overflow)."""
+    _rewrite(saved, **{field: value})
+    if value == 65536:  # each dimension allowed, not their product
+        _rewrite(saved, d_out=value)
+    with pytest.raises(LensFormatError, match=r"lens\.json: (field '(d_in|d_out)' is|a W of)"):
+        load_lens(saved)
+
+
+def test_huge_shape_fields_give_exit_2_one_line(saved: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from embedlens.cli import main
+
+    _rewrite(saved, d_in=10**30, d_out=10**30)
+    assert main(["info", str(saved)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("embedlens: error: ") and "lens.json" in err[0], err
+
+
+def test_lens_json_with_a_4000_digit_number_is_bad_json_not_a_crash(saved: Path) -> None:
+    text = (saved / "lens.json").read_text()
+    (saved / "lens.json").write_text(text.replace('"d_in": 6', '"d_in": ' + "9" * 5000))
+    with pytest.raises(LensFormatError, match=r"lens\.json: "):
         load_lens(saved)
 
 

@@ -407,3 +407,190 @@ def test_demo_workdir_new_empty_or_marked(tmp_path: Path, tiny_beir: Path) -> No
         prepare_demo_workdir(tiny_beir, inputs={"--data": tiny_beir})
     with pytest.raises(EmbedlensInputError, match="not a directory"):
         prepare_demo_workdir(tiny_beir / "corpus.jsonl")
+
+
+# ----------------------------------------------------------------------------- review findings (issue 11)
+
+
+def test_weights_file_in_lens_json_never_names_a_file_to_delete(
+    tmp_path: Path, tiny_beir: Path, fast_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the fixed lens file names count: a lens.json naming thesis.tex makes the directory not ours."""
+    from embedlens._outputs import OutputRefusedError
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "lens.json").write_text('{"format": "embedlens-lens", "weights_file": "thesis.tex"}')
+    (proj / "thesis.tex").write_bytes(THESIS)
+    with pytest.raises(OutputRefusedError, match="thesis.tex"):
+        Lens.identity(4).save(proj)
+    assert _train(tiny_beir, proj, "--force") == 2
+    assert "--out" in _error_line(capsys)
+    assert (proj / "thesis.tex").read_bytes() == THESIS
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temps_carry_the_pid_and_dead_writers_temps_are_removed(tmp_path: Path) -> None:
+    """A run killed midway leaves its temp; the next write to the same target removes it, nothing else."""
+    from embedlens._atomic import unique_temp_file
+
+    np.save(tmp_path / "x.npy", np.ones((3, 4), np.float32))
+    dead, alive = _dead_pid(), os.getpid()
+    stale = tmp_path / f".y.npy.embedlens-tmp-{dead}-abc123_x"
+    stale.write_bytes(b"\0" * 4096)  # what SIGKILL during `project` left
+    live = tmp_path / f".y.npy.embedlens-tmp-{alive}-zzz999"
+    live.write_bytes(b"running")  # a writer still at work
+    others = [
+        f".y.npy.{dead}.tmp",
+        f".z.npy.embedlens-tmp-{dead}-abc",
+        "notes.txt",
+        f"y.npy.embedlens-tmp-{dead}-a",
+    ]
+    for name in others:
+        (tmp_path / name).write_bytes(THESIS)
+    project_npy(tmp_path / "x.npy", tmp_path / "y.npy", Lens.identity(4), progress=False)
+    assert not stale.exists() and live.read_bytes() == b"running"
+    assert all((tmp_path / name).read_bytes() == THESIS for name in others)
+    fd, tmp = unique_temp_file(tmp_path / "y.npy")
+    os.close(fd)
+    assert tmp.name.startswith(f".y.npy.embedlens-tmp-{os.getpid()}-")
+
+
+def test_killed_lens_replace_is_recovered(tmp_path: Path) -> None:
+    """A writer killed between moving the old lens aside and moving the new one in: the old lens comes
+    back (not lost), and a dead writer's temp directory is removed."""
+    from embedlens._outputs import guard_lens_dir
+
+    lens_dir = Lens.identity(4, normalize=False).save(tmp_path / "lens")
+    dead = _dead_pid()
+    old = tmp_path / f".lens.old-{dead}-0123456789ab"
+    os.replace(lens_dir, old)  # the crash window, simulated
+    half = tmp_path / f".lens.embedlens-tmp-{dead}-q1w2e3r4"
+    half.mkdir()
+    (half / "weights.safetensors").write_bytes(b"partial")
+    with pytest.raises(EmbedlensInputError, match="existing lens directory"):
+        guard_lens_dir(lens_dir)  # the lens is back at --out before anything is judged
+    assert load_lens(lens_dir).normalize is False and not old.exists()
+    os.replace(lens_dir, old)
+    Lens.identity(4).save(lens_dir)  # save recovers, then replaces the recovered lens
+    assert load_lens(lens_dir).normalize is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lens"]
+
+
+def test_lens_dir_with_a_dead_writers_plot_temp_is_still_a_lens(tmp_path: Path) -> None:
+    from embedlens._outputs import lens_dir_problem
+
+    lens_dir = Lens.identity(4).save(tmp_path / "lens")
+    (lens_dir / f".validation_curve.png.embedlens-tmp-{_dead_pid()}-abc").write_bytes(b"x")
+    assert lens_dir_problem(lens_dir) is None
+    (lens_dir / ".notes.embedlens-tmp-1-abc").write_bytes(THESIS)
+    assert "notes" in str(lens_dir_problem(lens_dir))
+
+
+def test_default_cache_dir_is_an_input_checked_before_training(
+    tmp_path: Path,
+    tiny_beir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fast_model: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import embedlens.pipeline
+
+    def no_training(*a: object, **k: object) -> None:
+        raise AssertionError("trained before the output was checked")
+
+    monkeypatch.setattr(embedlens.pipeline, "train_lens", no_training)
+
+    def _train(data: Path, out: Path) -> int:  # with the cache (``--no-cache`` uses none)
+        return main(["train", "--data", str(data), "--out", str(out), "--quiet", "--epochs", "1"])
+
+    out = tmp_path / "o1"
+    monkeypatch.setenv("EMBEDLENS_CACHE_DIR", str(out / "cache"))
+    assert _train(tiny_beir, out) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"embedlens: error: --out {out}: contains the input embedding cache"), line
+    monkeypatch.delenv("EMBEDLENS_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(out / "xdg"))  # the default user cache dir
+    assert _train(tiny_beir, out) == 2
+    assert "--out" in _error_line(capsys)
+    assert _train(tiny_beir, out / "xdg" / "embedlens" / "lens") == 2
+    assert "lies inside the input default embedding cache" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_project_quiet_prints_nothing_and_progress_follows_quiet(
+    tmp_path: Path, npy_setup: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedlens.project
+
+    seen: list[bool] = []
+    real = embedlens.project.project_npy
+
+    def spy(*a: Any, **k: Any) -> Path:
+        seen.append(k.get("progress", True))
+        return real(*a, **k)
+
+    monkeypatch.setattr(embedlens.project, "project_npy", spy)
+    lens, src = npy_setup
+    assert _project(lens, src, tmp_path / "a.npy", "--quiet") == 0
+    assert _project(lens, src, tmp_path / "b.npy") == 0
+    assert seen == [False, True]
+
+
+def test_project_fifo_input_is_refused_without_blocking(
+    tmp_path: Path, npy_setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    lens, _ = npy_setup
+    fifo = tmp_path / "in.npy"
+    os.mkfifo(fifo)
+    code = (
+        "import sys\nfrom embedlens.cli import main\n"
+        f"sys.exit(main(['project', '--lens', {str(lens)!r}, '--input', {str(fifo)!r}, "
+        f"'--output', {str(tmp_path / 'y.npy')!r}, '--quiet']))"
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("project hung on a FIFO as --input")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"embedlens: error: {fifo}: not a readable .npy array (not a regular file)"
+    ]
+
+
+def test_project_nan_input_names_file_and_first_row_on_its_own_line(
+    tmp_path: Path, npy_setup: tuple[Path, Path]
+) -> None:
+    import subprocess
+    import sys
+
+    lens, _ = npy_setup
+    x = np.ones((50, 4), np.float32)
+    x[37, 1] = np.nan
+    x[45, 0] = np.inf
+    np.save(tmp_path / "xnan.npy", x)
+    dst = tmp_path / "y.npy"
+    for quiet in ([], ["--quiet"]):
+        argv = ["project", "--lens", str(lens), "--input", str(tmp_path / "xnan.npy"), "--output", str(dst)]
+        argv += ["--batch-size", "16", *quiet]
+        code = f"import sys\nfrom embedlens.cli import main\nsys.exit(main({argv!r}))"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2
+        lines = out.stderr.split("\n")  # a bar's carriage returns do not start a line in a log file
+        errors = [ln for ln in lines if "error" in ln]
+        assert len(errors) == 1 and errors[0].startswith("embedlens: error: "), out.stderr
+        assert f"{tmp_path / 'xnan.npy'}: row 37 (0-based) holds NaN or Inf" in errors[0]
+        assert not dst.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lens", "x.npy", "xnan.npy"]

@@ -169,8 +169,8 @@ def test_redact(monkeypatch: pytest.MonkeyPatch) -> None:
     out = redact(text)
     for secret in (OPAQUE_KEY, SK_KEY, "abcdefgh12345678", "pw123456", "zzz123"):
         assert secret not in out
-    assert out.count(REDACTED) == 5
-    assert "Incorrect API key provided" in out and "max tokens 8192" in out and "&b=1" in out
+    assert out.count(REDACTED) == 6  # every query value of a URL is redacted (finding 9), b=1 too
+    assert "Incorrect API key provided" in out and "max tokens 8192" in out and "&b=" in out
 
 
 # --------------------------------------------------------------------------- a server that echoes the key
@@ -287,3 +287,130 @@ def test_cli_redacts_any_error_and_the_debug_traceback(
     assert main(["info", str(tmp_path), "--debug"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and OPAQUE_KEY not in err and SK_KEY not in err
+
+
+# --------------------------------------------------------------------------- review findings 7, 8, 9
+@pytest.mark.parametrize(
+    "header",
+    [
+        "x-functions-key",
+        "X-Auth-Token-Id",
+        "x-session-id",
+        "Ocp-Apim-Subscription-Key",
+        "X-Session",
+        "Cookie",
+    ],
+)
+@pytest.mark.parametrize("field", ["default_headers", "headers", "extra_headers"])
+def test_secret_header_names_are_refused_in_header_mappings(header: str, field: str) -> None:
+    """Finding 7: a header whose name has a key/token/auth/session/cookie segment is a secret there."""
+    value = "f8Q2kLm9Pz3xVb7Nw1Rt"  # opaque: nothing in the value gives it away
+    with pytest.raises(EmbedlensInputError) as info:
+        refuse_secrets({"model_name": "m", field: {header: value}}, "base config")
+    assert f"base config.{field}.{header}" in str(info.value) and value not in str(info.value)
+
+
+def test_harmless_headers_and_max_tokens_stay_allowed() -> None:
+    cfg = {"max_tokens": 512, "default_headers": {"X-Client-Name": "my-app", "X-Max-Tokens": "512"}}
+    assert find_secret(cfg) is None
+
+
+def test_chroma_function_with_secret_header_is_refused(tmp_path: Path) -> None:
+    """Finding 7, end to end: the value would be stored in chroma.sqlite3."""
+    pytest.importorskip("chromadb")
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+
+    from embedlens.adapters.chroma import LensEmbeddingFunction
+    from embedlens.lens import Lens
+
+    class Fn(EmbeddingFunction[Documents]):
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, input: Documents) -> Embeddings:
+            return [[1.0, 0.0, 0.0, 0.0] for _ in input]
+
+        @staticmethod
+        def name() -> str:
+            return "fake-headers"
+
+        def get_config(self) -> dict[str, Any]:
+            return {"model_name": "m", "default_headers": {"x-functions-key": "f8Q2kLm9Pz3xVb7Nw1Rt"}}
+
+    Lens.identity(4).save(tmp_path / "lens")
+    with pytest.raises(EmbedlensInputError, match="x-functions-key"):
+        LensEmbeddingFunction(Fn(), tmp_path / "lens", check_fingerprint=False)
+
+
+@pytest.mark.parametrize("key", ["shortk2", "abc"])
+def test_short_configured_key_is_redacted(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """Finding 8: the configured key variable's value is redacted whatever its length (whole tokens)."""
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    out = redact(f"Incorrect API key provided: {key}. A {key}-tail and tabc{key}x and 'abc' stay")
+    assert f"provided: {REDACTED}." in out and f"A {REDACTED}-tail" in out
+    assert f"tabc{key}x" in out  # inside a word: left alone
+
+
+def test_short_key_of_a_custom_variable_is_redacted(
+    echo_server: _EchoKeyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 8, end to end: a 401 echoing a 7-character key from api_key_env."""
+    pytest.importorskip("openai")
+    from embedlens.embedders.openai import OpenAIEmbedder
+
+    monkeypatch.setenv("MY_SERVICE_CRED", "shortk2")
+    emb = OpenAIEmbedder(
+        "text-embedding-3-small", base_url=echo_server.base_url, api_key_env="MY_SERVICE_CRED", max_retries=0
+    )
+    with pytest.raises(EmbedderError) as info:
+        emb.embed(["hello"])
+    assert "shortk2" not in str(info.value) and REDACTED in str(info.value)
+    assert "shortk2" not in redact("later, elsewhere: shortk2")  # remembered for the CLI's last line
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("http://tok_abcdef0123456789@127.0.0.1:1/v1", "tok_abcdef0123456789"),
+        ("http://:emptyuserSECRET99@127.0.0.1:1/v1", "emptyuserSECRET99"),
+        ("http://127.0.0.1:1/v1?code=azfuncSECRET0123456789", "azfuncSECRET0123456789"),
+        ("http://user:pw@127.0.0.1:1/v1", "user"),
+    ],
+)
+def test_url_credentials_are_redacted(url: str, secret: str) -> None:
+    """Finding 9: a URL's whole userinfo and every query value."""
+    out = redact(f"no answer from {url} after retries")
+    assert secret not in out and REDACTED in out and "127.0.0.1:1" in out
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("http://tok_abcdef0123456789@127.0.0.1:1/v1", "tok_abcdef0123456789"),
+        ("http://:emptyuserSECRET99@127.0.0.1:1/v1", "emptyuserSECRET99"),
+        ("http://127.0.0.1:1/v1?code=azfuncSECRET0123456789", "azfuncSECRET0123456789"),
+    ],
+)
+def test_unreachable_base_url_credentials_never_printed(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    demo_dir: Path,
+    url: str,
+    secret: str,
+) -> None:
+    """Finding 9, end to end: the error line, the embedder's repr and the --debug traceback."""
+    pytest.importorskip("openai")
+    from embedlens.embedders.openai import OpenAIEmbedder
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-dummyKEYabcdefghijklmnop0000")
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    assert secret not in repr(OpenAIEmbedder("text-embedding-3-small", max_retries=0))
+    args = ["train", "--data", str(demo_dir), "--out", str(tmp_path / "lens"), "--no-cache", "--quiet"]
+    args += ["--model", "openai:text-embedding-3-small"]
+    monkeypatch.setitem(OpenAIEmbedder.__init__.__kwdefaults__, "max_retries", 0)  # fail fast
+    for extra in ([], ["--debug"]):
+        assert main([*args, *extra]) == 1
+        err = capsys.readouterr().err
+        assert secret not in err, err
+        assert "no answer from" in err
