@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -591,6 +592,11 @@ def _describe(stored: dict[str, Any] | None) -> str:
     return f"embedding function {stored.get('name') or stored.get('type')!r}"
 
 
+#: metadata that marks a collection written by :func:`reproject_collection` (only such a target is resumed).
+_MARK_SOURCE = "embedlens_reprojected_from"
+_MARK_LENS = "embedlens_lens_sha256"
+
+
 def _target_collection(client: Any, src: Any, target: str, lens: Lens, *, allow_no_function: bool) -> Any:
     """Open or create ``target`` with the right embedding function, checked against what Chroma stored.
 
@@ -600,8 +606,16 @@ def _target_collection(client: Any, src: Any, target: str, lens: Lens, *, allow_
     """
     ef = _target_function(src, lens, allow_no_function=allow_no_function)
     want = "a lens over the source's base function" if ef is not None else "no embedding function"
+    lens_id = lens.weights_sha256 or hashlib.sha256(lens.weights.tobytes()).hexdigest()
+    marker = {_MARK_SOURCE: str(src.name), _MARK_LENS: lens_id}
     existing = _get_collection(client, target)
     if existing is not None:
+        meta = dict(existing.metadata or {})
+        if any(meta.get(k) != v for k, v in marker.items()):
+            raise EmbedlensInputError(
+                f"target collection {target!r} already exists and is not a re-projection of {src.name!r} "
+                "through this lens (only such a target is resumed); give a new target name"
+            )
         stored = _stored_function(existing)
         if not _function_matches(stored, ef):
             raise EmbedlensInputError(
@@ -610,7 +624,9 @@ def _target_collection(client: Any, src: Any, target: str, lens: Lens, *, allow_
             )
         return existing
     # embedding_function passed explicitly (None included): Chroma's DefaultEmbeddingFunction is never attached
-    tgt = client.create_collection(target, configuration={"hnsw": {"space": "cosine"}}, embedding_function=ef)
+    tgt = client.create_collection(
+        target, configuration={"hnsw": {"space": "cosine"}}, embedding_function=ef, metadata=marker
+    )
     stored = _stored_function(tgt)
     if not _function_matches(stored, ef):
         client.delete_collection(target)  # just created by us, still empty

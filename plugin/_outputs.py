@@ -63,8 +63,12 @@ def _refuse(option: str, path: Path, why: str) -> OutputRefusedError:
     return OutputRefusedError(f"{option} {path}: {why}")
 
 
-def _resolved(path: str | os.PathLike[str]) -> Path:
-    return Path(path).expanduser().resolve(strict=False)
+def _resolved(path: str | os.PathLike[str], option: str) -> Path:
+    """``path`` made absolute with symlinks resolved; a symlink loop is bad input naming ``option``."""
+    try:
+        return Path(path).expanduser().resolve(strict=False)
+    except (RuntimeError, OSError) as e:  # RuntimeError: "Symlink loop from ..." (Python < 3.13)
+        raise OutputRefusedError(f"{option} {path}: cannot resolve the path ({e})") from None
 
 
 def check_overlap(
@@ -80,11 +84,11 @@ def check_overlap(
     Raises:
         OutputRefusedError: naming both options and paths.
     """
-    out = _resolved(path)
+    out = _resolved(path, option)
     for name, value in inputs.items():
         if value is None or str(value) == "":
             continue
-        src = _resolved(value)
+        src = _resolved(value, name)
         if out == src:
             why = f"is the same path as the input {name} {value}"
         elif out.is_relative_to(src):

@@ -195,15 +195,41 @@ def is_secret_name(name: str) -> bool:
     return any(pair in _SECRET_PAIRS for pair in zip(words, words[1:], strict=False))
 
 
-def is_secret_header_name(name: str) -> bool:
-    """Whether an HTTP header name carries a credential (checked inside a header mapping).
+#: Header names whose values are plain metadata; inside a header mapping every other header is treated as a
+#: credential (custom headers are how most gateways take keys: x-functions-key, X-Hmac, X-Pass, ...).
+_HARMLESS_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "api-version",
+        "cache-control",
+        "content-type",
+        "http-referer",
+        "openai-beta",
+        "openai-organization",
+        "openai-project",
+        "referer",
+        "user-agent",
+        "x-client-name",
+        "x-client-version",
+        "x-max-tokens",
+        "x-ms-useragent",
+        "x-request-id",
+        "x-title",
+    }
+)
 
-    Any segment ``key``, ``token``, ``auth``, ``secret``, ``session``, ``cookie``, ``signature``,
-    ``password`` or ``credential`` makes it one (``x-functions-key``, ``X-Auth-Token-Id``,
-    ``x-session-id``), as does anything :func:`is_secret_name` recognises.
+
+def is_secret_header_name(name: str) -> bool:
+    """Whether an HTTP header (inside a header mapping) may carry a credential: every header but plain
+    metadata (``Content-Type``, ``User-Agent``, ``OpenAI-Organization``, ``X-Request-Id``, ``x-stainless-*``
+    ...). ``x-functions-key``, ``X-Auth-Token-Id``, ``X-Hmac`` and ``X-Pass`` are credentials.
     """
-    words = _segments(str(name))
-    return is_secret_name(name) or any(w in _HEADER_SECRET_WORDS for w in words)
+    lowered = str(name).strip().lower()
+    if lowered in _HARMLESS_HEADERS or lowered.startswith("x-stainless-"):
+        return False
+    return True
 
 
 def is_header_field(name: str) -> bool:
@@ -233,11 +259,35 @@ def _is_existing_path(value: str) -> bool:
     return value.startswith(("/", "~", ".")) and os.path.exists(os.path.expanduser(value))
 
 
+#: URL query parameters that never carry a credential (Azure's ``api-version`` and the like).
+_HARMLESS_QUERY = frozenset(
+    {"api-version", "api_version", "version", "format", "deployment", "model", "region"}
+)
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
+
+
+def _url_carries_secret(value: str) -> bool:
+    """Whether a URL in ``value`` has userinfo or a query parameter other than plain metadata
+    (``?code=...`` is an Azure Functions key, ``?sig=...`` a SAS signature)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    for m in _URL.finditer(value):
+        try:
+            parts = urlsplit(m.group(0))
+        except ValueError:
+            return True
+        if "@" in parts.netloc:
+            return True
+        if any(k.lower() not in _HARMLESS_QUERY for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+            return True
+    return False
+
+
 def looks_like_secret(value: str, *, env_values: Iterable[str] | None = None) -> bool:
     """Whether a string holds a credential: a known key format, an auth header value, or a secret env value."""
     if not isinstance(value, str) or not value:
         return False
-    if any(p.search(value) for p in _VALUE_PATTERNS):
+    if any(p.search(value) for p in _VALUE_PATTERNS) or _url_carries_secret(value):
         return True
     values = env_secret_values() if env_values is None else env_values
     return any(v in value for v in values)

@@ -34,22 +34,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"embedlens: error: {one_line} (see '{self.prog} --help')\n")
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse ``type=``: an integer ``>= low`` (argparse names the option in its one-line error)."""
+def _int_at_least(low: int, high: int = 2**62) -> Callable[[str], int]:
+    """An argparse ``type=``: an integer within ``[low, high]`` (argparse names the option in its one-line error)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        if not low <= value <= high:
+            bound = f">= {low}" if high == 2**62 else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {text!r}")
         return value
 
     return parse
 
 
 _positive_int = _int_at_least(1)
+#: rows per batch when streaming vectors (a batch is held in memory, so it is bounded).
+_batch_rows = _int_at_least(1, 10_000_000)
 
 
 def _seed(text: str) -> int:
@@ -179,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=_positive_int, default=None, help="maximum epochs (default 40, early stopping)"
     )
     t.add_argument("--lr", type=_lr, default=None, help="Adam learning rate, > 0 and <= 10 (default 3e-4)")
-    t.add_argument("--batch-size", type=_positive_int, default=None)
+    t.add_argument("--batch-size", type=_int_at_least(1, 1_000_000), default=None)
     t.add_argument(
         "--temperature", type=_temperature, default=None, help="retrieval softmax temperature, 0.001..10"
     )
@@ -246,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace an existing --output .npy written by project"
     )
     pj.add_argument("--side", choices=["documents", "queries"], default="documents")
-    pj.add_argument("--batch-size", type=_positive_int, default=65536)
+    pj.add_argument("--batch-size", type=_batch_rows, default=65536)
     pj.add_argument("--debug", action="store_true")
     pj.add_argument("--quiet", action="store_true", help="print only the result and errors")
 
@@ -255,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--source", required=True, help="source collection name")
     r.add_argument("--target", required=True, help="target collection name")
     r.add_argument("--lens", required=True, metavar="LENS_DIR")
-    r.add_argument("--batch-size", type=_positive_int, default=1000)
+    r.add_argument("--batch-size", type=_int_at_least(1, 100_000), default=1000)
     r.add_argument(
         "--no-embedding-function",
         action="store_true",
@@ -637,6 +640,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _require_chroma_db(db: Path) -> None:
+    """Refuse a ``chroma.sqlite3`` that is not Chroma's, read-only, before Chroma opens (and migrates) it."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as e:
+        raise EmbedlensInputError(
+            f"--path {db.parent}: {db.name} is not a readable SQLite database ({e})"
+        ) from None
+    if not {"collections", "segments"} <= tables:
+        raise EmbedlensInputError(
+            f"--path {db.parent}: {db.name} is not a Chroma database (no collections table)"
+        )
+
+
 def cmd_reproject(args: argparse.Namespace) -> int:
     """``embedlens reproject``."""
     from embedlens.adapters.chroma import check_collection_name, reproject_collection
@@ -658,6 +678,7 @@ def cmd_reproject(args: argparse.Namespace) -> int:
         raise EmbedlensInputError(f"--path {path}: {why} (give an existing Chroma database directory)")
     if not (path / "chroma.sqlite3").is_file():
         raise EmbedlensInputError(f"--path {path}: is not a Chroma database directory (no chroma.sqlite3)")
+    _require_chroma_db(path / "chroma.sqlite3")
     import chromadb
 
     client = chromadb.PersistentClient(path=str(path))

@@ -327,7 +327,7 @@ def test_reproject_base_that_cannot_be_rebuilt_needs_explicit_no_function(tmp_pa
     )
     assert _no_function(_stored_ef(client, "vectors-lensed"))
     # an existing target with another function is not written into
-    with pytest.raises(EmbedlensInputError, match="exists with no embedding function"):
+    with pytest.raises(EmbedlensInputError, match="not a re-projection of .raw."):
         reproject_collection(client, "raw", "vectors-lensed", _lens(tmp_path), progress=False)
 
 
@@ -393,3 +393,50 @@ def test_reproject_cli_quiet_and_no_embedding_function(
     assert _reproject_cli(db, _lens(tmp_path), target="other") == 0
     assert seen == [False, False, True]
     assert _no_function(_stored_ef(chromadb.PersistentClient(path=str(db)), "lensed"))
+
+
+def test_reproject_never_writes_into_a_collection_it_did_not_create(tmp_path: Path) -> None:
+    """An existing target is resumed only when it is a re-projection of the same source through the same lens."""
+    from embedlens.adapters.chroma import reproject_collection
+
+    lens_dir = _lens(tmp_path)
+    other_lens = _lens(tmp_path)  # random weights: another lens
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    _source(client, "raw", RegisteredHashFunction())
+    foreign = client.create_collection("foreign", embedding_function=None)
+    foreign.add(ids=["d1", "mine"], embeddings=[[0.5] * 8, [0.25] * 8])
+    with pytest.raises(EmbedlensInputError, match="not a re-projection"):
+        reproject_collection(client, "raw", "foreign", lens_dir, progress=False, allow_no_function=True)
+    assert client.get_collection("foreign").count() == 2
+    assert reproject_collection(client, "raw", "lensed", lens_dir, progress=False) == 5
+    with pytest.raises(EmbedlensInputError, match="not a re-projection"):  # same target, another lens
+        reproject_collection(client, "raw", "lensed", other_lens, progress=False)
+    assert client.get_collection("lensed").count() == 5
+
+
+def test_reproject_cli_refuses_a_foreign_sqlite_and_a_huge_batch_without_touching_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import sqlite3
+
+    lens = _lens(tmp_path)
+    other = tmp_path / "notes"
+    other.mkdir()
+    with sqlite3.connect(other / "chroma.sqlite3") as con:
+        con.execute("CREATE TABLE notes (body TEXT)")
+        con.execute("INSERT INTO notes VALUES ('mine')")
+    before = hashlib.sha256((other / "chroma.sqlite3").read_bytes()).hexdigest()
+    assert _reproject_cli(other, lens, "--quiet") == 2
+    assert "not a Chroma database" in _one_error(capsys)
+    assert hashlib.sha256((other / "chroma.sqlite3").read_bytes()).hexdigest() == before
+    text = tmp_path / "text"
+    text.mkdir()
+    (text / "chroma.sqlite3").write_text("just text, not a database\n")
+    assert _reproject_cli(text, lens, "--quiet") == 2
+    assert "--path" in _one_error(capsys)
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    _source(client, "raw", RegisteredHashFunction())
+    assert _reproject_cli(tmp_path / "db", lens, "--batch-size", "99999999999999", "--target", "zz2") == 2
+    assert "--batch-size" in _one_error(capsys)
+    assert "zz2" not in _names(client)

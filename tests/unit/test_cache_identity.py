@@ -280,12 +280,14 @@ def test_langchain_identity_leaves_secrets_out() -> None:
     emb = cls(
         dimensions=8,
         openai_api_key=secret,
-        default_headers={"Authorization": f"Bearer {secret}", "X-Team": "a"},
+        default_headers={"Authorization": f"Bearer {secret}", "User-Agent": "a"},
     )
-    other = cls(dimensions=8, openai_api_key="sk-live-zzzzzzzzzzzzzzzz9999", default_headers={"X-Team": "a"})
+    other = cls(
+        dimensions=8, openai_api_key="sk-live-zzzzzzzzzzzzzzzz9999", default_headers={"User-Agent": "a"}
+    )
     shown = json.dumps(public_config(emb))
     assert secret not in shown and "Authorization" not in shown
-    assert '"max_tokens": 8191' in shown and '"X-Team": "a"' in shown  # harmless names are kept
+    assert '"max_tokens": 8191' in shown and '"User-Agent": "a"' in shown  # harmless names are kept
     assert LangChainEmbedder(emb).identity == LangChainEmbedder(other).identity
 
 

@@ -594,3 +594,24 @@ def test_project_nan_input_names_file_and_first_row_on_its_own_line(
         assert f"{tmp_path / 'xnan.npy'}: row 37 (0-based) holds NaN or Inf" in errors[0]
         assert not dst.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lens", "x.npy", "xnan.npy"]
+
+
+@pytest.mark.parametrize("where", ["--lens", "--input", "--output"])
+def test_symlink_loop_as_any_path_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    from embedlens.cli import main
+    from embedlens.lens import Lens
+
+    loop = tmp_path / "loop1"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    lens = Lens.identity(4).save(tmp_path / "lens")
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((3, 4), dtype=np.float32))
+    paths = {"--lens": str(lens), "--input": str(x), "--output": str(tmp_path / "y.npy")}
+    paths[where] = str(loop)
+    argv = ["project", "--quiet"] + [a for k, v in paths.items() for a in (k, v)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and where in err[0], err

@@ -414,3 +414,29 @@ def test_unreachable_base_url_credentials_never_printed(
         err = capsys.readouterr().err
         assert secret not in err, err
         assert "no answer from" in err
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"default_headers": {"X-Pass": "hunter2hunter2"}},
+        {"default_headers": {"X-Hmac": "0f9e8d7c6b5a4f3e2d1c"}},
+        {"headers": {"X-Custom-Gateway": "abc123def456"}},
+        {"api_base": "https://fn.example.invalid/api/embed?code=azfuncSECRET0123456789"},
+        {"api_base": "https://acct.blob.example.invalid/c?sv=2024&sig=AbCdEf0123456789"},
+    ],
+)
+def test_custom_headers_and_url_query_credentials_are_never_stored(cfg: dict[str, Any]) -> None:
+    assert find_secret(cfg) is not None
+
+
+def test_metadata_headers_and_api_version_are_stored() -> None:
+    cfg = {
+        "default_headers": {
+            "User-Agent": "app/1.0",
+            "OpenAI-Organization": "org-x",
+            "x-stainless-os": "Linux",
+        },
+        "api_base": "https://res.openai.azure.example.invalid/openai?api-version=2024-02-01",
+    }
+    assert find_secret(cfg) is None
