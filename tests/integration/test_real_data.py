@@ -117,7 +117,7 @@ def test_chroma_top10_equals_faiss_evaluator(tmp_path: Path, cache_dir: Path) ->
     qids, qtexts = ds.split_queries("test")
     qids, qtexts = qids[:60], qtexts[:60]
     report = evaluate_retrieval(
-        emb.embed(qtexts),
+        emb.embed_queries(qtexts),
         emb.embed(ds.corpus_texts),
         QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids),
         lens,
@@ -136,8 +136,18 @@ def test_chroma_top10_equals_faiss_evaluator(tmp_path: Path, cache_dir: Path) ->
         col.add(ids=ds.corpus_ids[s : s + 2000], documents=ds.corpus_texts[s : s + 2000])
     got = col.query(query_texts=qtexts, n_results=10)["ids"]
     expected = [[ds.corpus_ids[i] for i in row[:10]] for row in report.ranked_lens]
-    same = sum(g == e for g, e in zip(got, expected, strict=True))
-    assert same == len(qids), f"{same}/{len(qids)} queries with identical top-10"
+    # Chroma (float32 HNSW distances) and FAISS may order documents whose cosines agree to ~1e-6 differently:
+    # a query agrees when both top-10 lists hold the same documents, up to such near-ties at the 10th place.
+    row_of = {d: i for i, d in enumerate(ds.corpus_ids)}
+    q = lens.transform_queries(emb.embed_queries(qtexts))
+    docs = lens.transform_documents(emb.embed(ds.corpus_texts))
+    agree = 0
+    for qi, (g, e) in enumerate(zip(got, expected, strict=True)):
+        score = {d: float(q[qi] @ docs[row_of[d]]) for d in set(g) | set(e)}
+        tenth = min(score[d] for d in e)
+        if all(abs(score[d] - tenth) < 1e-5 for d in set(g) ^ set(e)):
+            agree += 1
+    assert agree == len(qids), f"{agree}/{len(qids)} queries with the same top-10 (near-ties aside)"
 
 
 @requires_shared("pairs", "stsb.csv")
