@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,49 +52,10 @@ def lens_dirs(tmp_path_factory: pytest.TempPathFactory, local_embedder) -> dict[
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """A real Chroma server (``chroma run``) on a free loopback port, stopped after the session."""
-    import chromadb
+    from tests.support.chroma_server import chroma_server as run_server
 
-    path = tmp_path_factory.mktemp("chroma-server")
-    port = free_port()
-    exe = Path(sys.executable).with_name("chroma")
-    cmd = [
-        str(exe) if exe.exists() else "chroma",
-        "run",
-        "--path",
-        str(path),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log = open(path / "server.log", "wb")  # noqa: SIM115
-    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
-                break
-            except Exception as e:
-                if proc.poll() is not None or time.time() > deadline:
-                    log_text = (path / "server.log").read_text()
-                    raise RuntimeError(f"chroma server did not start: {log_text}") from e
-                time.sleep(0.2)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with run_server(tmp_path_factory.mktemp("chroma-server") / "data") as address:
+        yield address

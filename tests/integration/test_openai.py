@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 from embedlens import EmbedderError, EmbedlensInputError
 from embedlens.cache import CachedEmbedder, EmbeddingCache
 from embedlens.embedders.openai import OpenAIEmbedder, estimate_cost
+from tests.support.chroma_server import chroma_server
 from tests.support.openai_server import FakeOpenAIServer
 
 # Long and random per run: it cannot occur by chance in binary data, nor linger from an earlier run's files.
@@ -179,37 +179,9 @@ def test_kill_and_resume_sends_only_missing_texts(server: FakeOpenAIServer, tmp_
 
 @contextmanager
 def _chroma_server(path: Path) -> Iterator[tuple[str, int]]:
-    """A ``chroma run`` server process on a free loopback port; stopped (files flushed) on exit."""
-    import chromadb
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    exe = Path(sys.executable).with_name("chroma")
-    cmd = [str(exe) if exe.exists() else "chroma", "run", "--path", str(path), "--host", "127.0.0.1"]
-    log = path.with_suffix(".log").open("wb")
-    env = {k: v for k, v in os.environ.items() if v != KEY}  # the server never sees the key
-    proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
-                break
-            except Exception as e:
-                if proc.poll() is not None or time.time() > deadline:
-                    msg = f"chroma server did not start: {path.with_suffix('.log').read_text()}"
-                    raise RuntimeError(msg) from e
-                time.sleep(0.2)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    """A ``chroma run`` server that never sees the key (its environment leaves it out)."""
+    with chroma_server(path, env={k: v for k, v in os.environ.items() if v != KEY}) as address:
+        yield address
 
 
 def _scan(root: Path) -> tuple[list[Path], list[Path]]:
