@@ -86,3 +86,14 @@ def stack_vectors(vectors: Sequence[Any], *, name: str) -> np.ndarray:
         msg = f"{name} returned an array of shape {arr.shape}; expected (n, d)"
         raise EmbedlensInputError(msg)
     return np.ascontiguousarray(arr)
+
+
+def read_npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` file open at its start; the file is left at the data.
+
+    Parses the header only: nothing is unpickled. Raises ValueError on a file that is not ``.npy``.
+    """
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)  # type: ignore[no-any-return]
+    return np.lib.format.read_array_header_2_0(f)  # type: ignore[no-any-return]

@@ -203,16 +203,14 @@ def npy_problem(path: Path) -> str | None:
     """
     import numpy as np
 
+    from embedlens._arrays import read_npy_header
+
     try:
         with path.open("rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 return "is not a regular file"
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            shape, fortran, dtype = read_npy_header(f)
             offset = f.tell()
     except (OSError, ValueError):
         return "is not a .npy array file"

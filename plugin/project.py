@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from embedlens._arrays import read_npy_header
 from embedlens.errors import DimensionMismatchError, EmbedlensInputError
 from embedlens.lens import Lens
 
@@ -74,11 +75,7 @@ def project_npy(
     src = Path(src)
     try:
         f_in = _open_regular(src)
-        version = np.lib.format.read_magic(f_in)
-        read_header = (
-            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran, dtype = read_header(f_in)  # parses the header only: nothing is unpickled
+        shape, fortran, dtype = read_npy_header(f_in)  # the header only: nothing is unpickled
     except (OSError, ValueError) as e:
         msg = f"{src}: not a readable .npy array ({e})"
         raise EmbedlensInputError(msg) from e
