@@ -173,7 +173,7 @@ def register_key_env(name: str) -> None:
         _KEY_ENVS.add(str(name))
 
 
-def _segments(name: str) -> list[str]:
+def segments(name: str) -> list[str]:
     """Lower-case words of an identifier: ``apiKey`` -> api, key; ``X-API-Key`` -> x, api, key."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
     spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
@@ -187,7 +187,7 @@ def is_secret_name(name: str) -> bool:
     ``password`` are secret names; ``max_tokens``, ``tokenizer``, ``api_key_env_var``, ``token_limit``
     are not.
     """
-    words = _segments(str(name))
+    words = segments(str(name))
     if not words or words[-1] in _REFERENCE_TAILS:
         return False
     if any(w in _SECRET_WORDS for w in words):

@@ -164,16 +164,13 @@ def array_digest(tensors: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
-def _words(name: str) -> list[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
-
-
 def is_secret_name(name: str) -> bool:
     """Whether a field/header name may hold a credential: :func:`embedlens._secrets.is_secret_name`
     (whole words: ``api_key``, ``Authorization``; ``max_tokens`` is not), or any name with the word
     ``key``, ``auth`` or ``signature``."""
-    return _secrets.is_secret_name(str(name)) or bool(_EXTRA_SECRET_WORDS.intersection(_words(str(name))))
+    return _secrets.is_secret_name(str(name)) or bool(
+        _EXTRA_SECRET_WORDS.intersection(_secrets.segments(str(name)))
+    )
 
 
 def _is_header_mapping(name: str) -> bool:
