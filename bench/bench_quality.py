@@ -43,7 +43,7 @@ def run(data: Path, work: Path, name: str, *extra: str) -> dict:
         "embedlens " + " ".join(c.replace(str(SHARED), "../shared/data") for c in eval_cmd),
     ]
     meta = json.loads((lens / "lens.json").read_text())["metadata"]["training"]
-    rep["chosen_epoch"], rep["reason"] = meta["chosen_epoch"], meta["reason"]
+    rep["chosen_steps"], rep["reason"] = meta["chosen_steps"], meta["reason"]
     return rep
 
 

@@ -52,7 +52,7 @@ def main() -> None:
             "variant": name,
             "val_auc_start": out.summary["val_start"],
             "val_auc_best": out.summary["val_best"],
-            "chosen_epoch": out.lens.metadata["training"]["chosen_epoch"],
+            "chosen_steps": out.lens.metadata["training"]["chosen_steps"],
             "raw_accuracy": rep.raw["accuracy"],
             "accuracy": rep.lens["accuracy"],
             "delta": d.delta,

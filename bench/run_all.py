@@ -259,8 +259,8 @@ def render() -> None:
                 d = s["delta"]["spearman"]
                 lines.append(
                     f"- {label}: raw {_f(s['raw']['spearman'])} → lens {_f(s['lens']['spearman'])} "
-                    f"(Δ {d['delta']:+.4f}, 95 % CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]); chosen epoch "
-                    f"{s['chosen_epoch']}."
+                    f"(Δ {d['delta']:+.4f}, 95 % CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]); chosen "
+                    f"{s['chosen_steps']} steps."
                 )
         if "snli" in q:
             s, c = q["snli"], q.get("snli_cookbook", {})

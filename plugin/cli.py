@@ -110,6 +110,23 @@ def _model_spec(text: str) -> str:
     return text
 
 
+def _one_line_warnings() -> None:
+    """Show embedlens's own warnings as one ``embedlens: warning:`` line each (no file:line prefix)."""
+    import warnings
+
+    from embedlens.errors import EmbedlensWarning
+
+    previous = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, *rest: Any, **kw: Any) -> None:
+        if issubclass(category, EmbedlensWarning):
+            sys.stderr.write(f"embedlens: warning: {message}\n")
+        else:
+            previous(message, category, filename, lineno, *rest, **kw)
+
+    warnings.showwarning = show
+
+
 def _quiet() -> None:
     """``--quiet``: nothing but the result and errors, so silence progress bars, library logs and warnings.
 
@@ -179,25 +196,50 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_seed, default=0, help="random seed, 0..2**32-1")
     t.add_argument("--loss", choices=["cosent", "mse"], default="cosent", help="pair objective loss")
     t.add_argument(
-        "--epochs", type=_positive_int, default=None, help="maximum epochs (default 40, early stopping)"
+        "--max-steps",
+        type=_int_at_least(1, 100_000),
+        default=None,
+        help="maximum optimisation steps per fold (default 300; early stopping, the count is chosen by CV)",
     )
-    t.add_argument("--lr", type=_lr, default=None, help="Adam learning rate, > 0 and <= 10 (default 3e-4)")
-    t.add_argument("--batch-size", type=_int_at_least(1, 1_000_000), default=None)
+    t.add_argument(
+        "--lr",
+        type=_lr,
+        default=None,
+        help="Adam learning rate, > 0 and <= 10 (default: chosen by cross-validation among a few)",
+    )
+    t.add_argument(
+        "--rank",
+        type=_int_at_least(1, 100_000),
+        default=None,
+        help="rank r of the residual lens W = I + A·Bᵀ (default 32; >= the dimension trains a full matrix)",
+    )
+    t.add_argument(
+        "--folds", type=_int_at_least(2, 20), default=None, help="k of the k-fold cross-validation (default 5)"
+    )
+    t.add_argument(
+        "--pseudo-queries",
+        choices=["auto", "titles", "leads", "off"],
+        default=None,
+        help="retrieval: titles (else leading sentences) of every document as extra training queries, "
+        "weight chosen by CV (default auto)",
+    )
+    t.add_argument(
+        "--batch-size",
+        type=_int_at_least(2, 1_000_000),
+        default=None,
+        help="items per step (default: every training item in each step)",
+    )
     t.add_argument(
         "--temperature", type=_temperature, default=None, help="retrieval softmax temperature, 0.001..10"
     )
-    t.add_argument("--search", action="store_true", help="small grid search chosen on validation")
     t.add_argument(
-        "--no-refit",
-        dest="refit",
-        action="store_false",
-        help="ship the lens of the selection run (default: retrain on train+validation for the chosen epochs)",
+        "--search", action="store_true", help="a wider cross-validation grid (learning rates, temperatures)"
     )
     t.add_argument(
         "--no-significance-check",
         dest="require_significant",
         action="store_false",
-        help="ship the best validation epoch even when its gain over the start is not significant",
+        help="ship the best cross-validated setting even when its gain over the start is not significant",
     )
     t.add_argument(
         "--dry-run",
@@ -285,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     if getattr(args, "quiet", False):
         _quiet()
+    else:
+        _one_line_warnings()
     try:
         return int(_COMMANDS[args.command](args) or 0)
     except KeyboardInterrupt:
@@ -398,8 +442,11 @@ def _train_config(args: argparse.Namespace) -> Any:
     given = {
         attr: getattr(args, opt)
         for opt, attr in (
-            ("epochs", "max_epochs"),
+            ("max_steps", "max_steps"),
             ("lr", "lr"),
+            ("rank", "rank"),
+            ("folds", "folds"),
+            ("pseudo_queries", "pseudo_queries"),
             ("batch_size", "batch_size"),
             ("temperature", "temperature"),
         )
@@ -411,7 +458,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         dim=args.dim,
         seed=args.seed,
         loss=args.loss,
-        refit=args.refit,
+        search=args.search,
         require_significant=args.require_significant,
         progress=not args.quiet,
         **given,
@@ -426,14 +473,14 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
         split: the split to evaluate (``train`` passes ``"test"``: training reads both halves of a pairs
             file).
         objective: ``--objective`` of ``train``.
-        cfg: the training options (``train``): the data must leave rows on both sides of the validation split.
+        cfg: the training options (``train``): the data must divide into ``cfg.folds`` folds.
 
     Raises:
         EmbedlensInputError: the data is malformed, lacks the split, is too small, or does not fit
             ``objective``.
     """
-    from embedlens.datasets import BeirDataset, split_pairs_by_text
-    from embedlens.pipeline import _with_negatives, load_data, pairs_train_test, pairs_training_part
+    from embedlens.datasets import BeirDataset
+    from embedlens.pipeline import load_data, pair_folds, pairs_train_test, pairs_training_part
 
     if not data.exists():
         raise EmbedlensInputError(f"{data}: no such file or directory")
@@ -442,8 +489,11 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
         if objective not in (None, "retrieval"):
             raise EmbedlensInputError(f"{data}: a BEIR directory trains with --objective retrieval")
         ids, _ = ds.split_queries("train" if cfg is not None else split)
-        if cfg is not None and max(1, int(round(cfg.val_fraction * len(ids)))) >= len(ids):
-            msg = f"{data}: qrels/train.tsv judges {len(ids)} queries, too few to hold any out for validation"
+        if cfg is not None and len(ids) < cfg.folds:
+            msg = (
+                f"{data}: qrels/train.tsv judges {len(ids)} queries, too few for {cfg.folds}-fold "
+                "cross-validation (lower --folds, at least 2)"
+            )
             raise EmbedlensInputError(msg)
         return
     if objective not in (None, "pairs"):
@@ -452,16 +502,7 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
         pairs_train_test(ds, split)
         return
     train, _ = pairs_training_part(ds)  # training needs only the train split (evaluation the test one)
-    if cfg is not None:  # the same division as training does, to fail now rather than after the model loads
-        fit, val = split_pairs_by_text(train, test_fraction=cfg.val_fraction, seed=cfg.seed)
-        n_fit = len(_with_negatives(train.subset(fit), cfg.seed, cfg.negatives_ratio)[0])
-        n_val = len(_with_negatives(train.subset(val), cfg.seed + 1, cfg.negatives_ratio)[0])
-        if n_fit < 2 or n_val < 2:
-            msg = (
-                f"{data}: too few training pairs: {n_fit} to fit and {n_val} to validate on "
-                "(at least 2 each are needed)"
-            )
-            raise EmbedlensInputError(msg)
+    pair_folds(train, cfg.folds, cfg.seed)  # the folds training will use: fail (or warn) before the model loads
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -485,7 +526,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from embedlens.embedders.openai import estimate_cost
         from embedlens.pipeline import training_texts
 
-        todo = embedder.missing(training_texts(data))
+        todo = embedder.missing(training_texts(data, cfg))
         model = getattr(embedder.base, "model", embedder.name)
         cost = estimate_cost(todo, model)
         usd = "unknown price" if cost["usd"] is None else f"about US${cost['usd']:.4f}"
@@ -506,11 +547,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = outcome.lens.save(args.out, overwrite=args.force)
     tr = outcome.lens.metadata["training"]
     png = plot_validation_curve(
-        outcome.curve, out / "validation_curve.png", metric=tr["val_metric"], chosen=tr["chosen_epoch"]
+        outcome.curve, out / "validation_curve.png", metric=tr["val_metric"], chosen=tr["chosen_steps"]
     )
     _out(
-        f"validation {tr['val_metric']}: start {tr['val_start']:.4f} -> chosen {tr['val_best']:.4f} "
-        f"(epoch {tr['chosen_epoch']})"
+        f"{tr['cv_folds']}-fold validation {tr['val_metric']}: start {tr['val_start']:.4f} -> chosen "
+        f"{tr['val_best']:.4f} ({tr['chosen_steps']} steps)"
     )
     _out(f"reason: {tr['reason']}")
     _out(f"lens written to {out} ({outcome.lens.d_in} -> {outcome.lens.d_out}); curve: {png}")

@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ __all__ = [
     "PairsDataset",
     "BeirDataset",
     "read_pairs",
+    "synthetic_negatives",
+    "text_components",
     "read_beir",
     "is_beir_dir",
     "split_pairs_by_text",
@@ -270,19 +273,13 @@ def _read_jsonl_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise _not_utf8(p) from None
 
 
-def split_pairs_by_text(
-    data: PairsDataset, *, test_fraction: float, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split pairs so that no text is on both sides, stratified by label sign.
+def text_components(text_1: list[str], text_2: list[str]) -> np.ndarray:
+    """Connected component ``(n,)`` of each pair in the graph whose nodes are texts (ids ``0..c-1``).
 
-    Pairs sharing a text are kept together (connected components of the text graph); components
-    are shuffled with ``seed`` and each goes to the side furthest below its target share for the
-    component's majority label.
-
-    Returns:
-        ``(train_mask, test_mask)``, boolean ``(n,)`` arrays.
+    Pairs that share a text, directly or through other pairs, share a component: a split that
+    keeps components whole never shows a text on both sides.
     """
-    n = len(data)
+    n = len(text_1)
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -292,17 +289,33 @@ def split_pairs_by_text(
         return i
 
     first: dict[str, int] = {}
-    for i, (a, b) in enumerate(zip(data.text_1, data.text_2, strict=True)):
+    for i, (a, b) in enumerate(zip(text_1, text_2, strict=True)):
         for t in (a, b):
             j = first.setdefault(t, i)
             ri, rj = find(i), find(j)
             if ri != rj:
                 parent[ri] = rj
-    roots = np.asarray([find(i) for i in range(n)])
-    comps: dict[int, list[int]] = {}
-    for i, r in enumerate(roots.tolist()):
-        comps.setdefault(r, []).append(i)
-    order = list(comps.values())
+    roots = np.asarray([find(i) for i in range(n)], dtype=np.int64)
+    return np.unique(roots, return_inverse=True)[1].astype(np.int64) if n else roots
+
+
+def split_pairs_by_text(
+    data: PairsDataset, *, test_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split pairs so that no text is on both sides, stratified by label sign.
+
+    Pairs sharing a text are kept together (:func:`text_components`); components are shuffled with
+    ``seed`` and each goes to the side furthest below its target share for the component's majority
+    label. When the texts are so densely connected that this leaves a side without pairs of every
+    label (a few texts paired many times), the split falls back to one by pair, stratified by
+    label, with an :class:`~embedlens.errors.EmbedlensWarning`: texts then appear on both sides.
+
+    Returns:
+        ``(train_mask, test_mask)``, boolean ``(n,)`` arrays.
+    """
+    n = len(data)
+    comp = text_components(data.text_1, data.text_2)
+    order = [np.flatnonzero(comp == c) for c in range(int(comp.max()) + 1 if n else 0)]
     np.random.default_rng(seed).shuffle(order)  # type: ignore[arg-type]
     strata = np.sign(data.labels) if data.kind == "binary" else np.zeros(n, dtype=np.float32)
     total = {s: float((strata == s).sum()) for s in np.unique(strata).tolist()}
@@ -319,7 +332,79 @@ def split_pairs_by_text(
             taken[si][side] += 1
         if side:
             test[members] = True
+    if n >= 4 and not _both_sides_usable(strata, test):
+        import warnings
+
+        from embedlens.errors import EmbedlensWarning
+
+        warnings.warn(
+            f"{data.source or 'pairs'}: {n} pairs over only {len(set(data.text_1) | set(data.text_2))} distinct "
+            f"texts ({len(order)} connected group(s)) cannot be split by text; splitting by pair instead, so "
+            "the same texts appear on both sides and held-out scores are optimistic",
+            EmbedlensWarning,
+            stacklevel=2,
+        )
+        test = split_by_pair(strata, test_fraction=test_fraction, seed=seed)
     return ~test, test
+
+
+def _both_sides_usable(strata: np.ndarray, test: np.ndarray) -> bool:
+    """Each side holds pairs, and (binary labels) every label that exists appears on both sides."""
+    if test.all() or not test.any():
+        return False
+    return all(bool((strata[test] == s).any() and (strata[~test] == s).any()) for s in np.unique(strata))
+
+
+def split_by_pair(strata: np.ndarray, *, test_fraction: float, seed: int = 0) -> np.ndarray:
+    """Test mask ``(n,)`` of a random split by pair, stratified by ``strata`` (each side gets each stratum)."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(strata), dtype=bool)
+    for s in np.unique(strata):
+        rows = rng.permutation(np.flatnonzero(strata == s))
+        k = min(max(1, int(round(test_fraction * len(rows)))), len(rows) - 1) if len(rows) > 1 else 0
+        test[rows[:k]] = True
+    return test
+
+
+def synthetic_negatives(
+    text_1: list[str], text_2: list[str], *, ratio: float = 1.0, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """Negative pairs made by re-pairing ``text_1[i]`` with ``text_2[j]`` of another pair (``j != i``).
+
+    Call it on one split (or one fold) at a time so that no negative crosses the boundary.
+    Re-pairings that happen to recreate a known positive are dropped.
+
+    Returns:
+        ``(neg_1, neg_2)`` with about ``ratio * len(text_1)`` pairs.
+    """
+    n = len(text_1)
+    if n < 2:
+        return [], []
+    rng = np.random.default_rng(seed)
+    m = int(round(ratio * n))
+    i = rng.integers(0, n, size=m)
+    j = (i + rng.integers(1, n, size=m)) % n  # never the same pair
+    known = set(zip(text_1, text_2, strict=True))
+    keep = [
+        (text_1[a], text_2[b])
+        for a, b in zip(i.tolist(), j.tolist(), strict=True)
+        if (text_1[a], text_2[b]) not in known and text_2[b] != text_2[a]
+    ]
+    return [a for a, _ in keep], [b for _, b in keep]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+#: a leading "sentence" longer than this is cut at a word boundary (pseudo-queries are short).
+MAX_LEAD_CHARS = 300
+
+
+def leading_sentence(text: str) -> str:
+    """The first sentence of ``text`` (at most :data:`MAX_LEAD_CHARS` characters, cut at a word)."""
+    text = " ".join(text.split())
+    first = _SENTENCE_END.split(text, maxsplit=1)[0] if text else ""
+    if len(first) > MAX_LEAD_CHARS:
+        first = first[:MAX_LEAD_CHARS].rsplit(" ", 1)[0]
+    return first
 
 
 # --------------------------------------------------------------------------- BEIR
@@ -333,6 +418,8 @@ class BeirDataset:
         queries: ``{query id: text}``.
         qrels: ``{split: {query id: {doc id: relevance}}}`` for each ``qrels/<split>.tsv`` read.
         root: the directory.
+        corpus_titles: each document's title (``""`` where it has none).
+        corpus_bodies: each document's text without the title.
     """
 
     corpus_ids: list[str]
@@ -340,6 +427,27 @@ class BeirDataset:
     queries: dict[str, str]
     qrels: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     root: str = ""
+    corpus_titles: list[str] = field(default_factory=list)
+    corpus_bodies: list[str] = field(default_factory=list)
+
+    def pseudo_queries(self, kind: str = "auto") -> tuple[list[str], np.ndarray]:
+        """Queries made from the corpus itself, no model: ``(texts, document rows)``.
+
+        ``"titles"``: each document's title; ``"leads"``: the leading sentence of its text;
+        ``"auto"``: the title where there is one, else the leading sentence. A pseudo-query equal
+        to its whole document (a document that is only a title) is skipped: it teaches nothing.
+        """
+        titles = self.corpus_titles or [""] * len(self.corpus_ids)
+        bodies = self.corpus_bodies or self.corpus_texts
+        texts: list[str] = []
+        rows: list[int] = []
+        for i, (title, body, whole) in enumerate(zip(titles, bodies, self.corpus_texts, strict=True)):
+            lead = leading_sentence(body)
+            pick = {"titles": title, "leads": lead}.get(kind, title or lead)
+            if pick and pick != whole:
+                texts.append(pick)
+                rows.append(i)
+        return texts, np.asarray(rows, dtype=np.int64)
 
     def split_queries(self, split: str) -> tuple[list[str], list[str]]:
         """``(query ids, query texts)`` of the queries judged in ``split``, in qrels order.
@@ -396,6 +504,8 @@ def read_beir(path: str | os.PathLike[str], splits: tuple[str, ...] | None = Non
         raise _err(root, None, "BEIR directory not found")
     corpus_ids: list[str] = []
     corpus_texts: list[str] = []
+    corpus_titles: list[str] = []
+    corpus_bodies: list[str] = []
     seen: set[str] = set()
     for line, row in _read_jsonl_rows(_need(root / "corpus.jsonl")):
         doc_id = _id_of(root / "corpus.jsonl", line, row, seen)
@@ -405,6 +515,8 @@ def read_beir(path: str | os.PathLike[str], splits: tuple[str, ...] | None = Non
             raise _err(root / "corpus.jsonl", line, f"document {doc_id!r} has empty title and text")
         corpus_ids.append(doc_id)
         corpus_texts.append(joined)
+        corpus_titles.append(title)
+        corpus_bodies.append(text)
     queries: dict[str, str] = {}
     seen_q: set[str] = set()
     for line, row in _read_jsonl_rows(_need(root / "queries.jsonl")):
@@ -417,7 +529,7 @@ def read_beir(path: str | os.PathLike[str], splits: tuple[str, ...] | None = Non
     files = sorted(qdir.glob("*.tsv")) if splits is None else [qdir / f"{s}.tsv" for s in splits]
     doc_set = set(corpus_ids)
     qrels = {f.stem: _read_qrels(_need(f), doc_set, queries) for f in files}
-    return BeirDataset(corpus_ids, corpus_texts, queries, qrels, str(root))
+    return BeirDataset(corpus_ids, corpus_texts, queries, qrels, str(root), corpus_titles, corpus_bodies)
 
 
 def _need(p: Path) -> Path:

@@ -162,8 +162,9 @@ def run_demo(
     lens_dir = lens.save(work / "lens")
     tr = lens.metadata["training"]
     echo(
-        f"      trained a {lens.mode} lens {lens.d_in}->{lens.d_out}: validation {tr['val_metric']} "
-        f"{tr['val_start']:.3f} -> {tr['val_best']:.3f} (epoch {tr['chosen_epoch']}); saved to {lens_dir}"
+        f"      trained a {lens.mode} lens {lens.d_in}->{lens.d_out}: {tr['cv_folds']}-fold validation "
+        f"{tr['val_metric']} {tr['val_start']:.3f} -> {tr['val_best']:.3f} ({tr['chosen_steps']} steps); "
+        f"saved to {lens_dir}"
     )
 
     echo(f"      why this lens: {tr['reason']}")

@@ -33,3 +33,7 @@ class EmbedderError(RuntimeError):
 
 class TextsTypeError(EmbedlensInputError, TypeError):
     """A single string was passed where a list of texts is expected (it would be embedded per character)."""
+
+
+class EmbedlensWarning(UserWarning):
+    """Something worked, with a caveat the user should know (the CLI prints it as one ``warning:`` line)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from embedlens.datasets import (
     read_beir,
     read_pairs,
     split_pairs_by_text,
+    synthetic_negatives,
 )
 from embedlens.embedders import Embedder, get_embedder
 from embedlens.errors import DataFormatError, EmbedlensInputError
@@ -27,6 +28,9 @@ from embedlens.evaluation.pairs import PairReport, evaluate_pairs
 from embedlens.evaluation.retrieval import DEFAULT_KS, QrelsIndex, RetrievalReport, evaluate_retrieval
 from embedlens.lens import Lens, compute_fingerprint
 from embedlens.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from embedlens.training.loop import FitResult
 
 __all__ = ["open_embedder", "train_lens", "evaluate_lens", "TrainOutcome", "load_data", "pairs_train_test"]
 
@@ -145,8 +149,6 @@ def _need_signal(part: PairsDataset, split: str) -> None:
 
 def _with_negatives(data: PairsDataset, seed: int, ratio: float) -> tuple[PairsDataset, int]:
     """Add synthetic negatives (re-pairings within ``data``) when it has none; returns (data, added)."""
-    from embedlens.training.pairs import synthetic_negatives
-
     if data.kind != "binary" or (data.labels < 0).any():
         return data, 0
     n1, n2 = synthetic_negatives(data.text_1, data.text_2, ratio=ratio, seed=seed)
@@ -194,14 +196,7 @@ def train_lens(
     metadata = {
         "base_model": embedder.name,
         "base_dim": embedder.dim,
-        "training": {
-            **summary,
-            "chosen_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "reason": result.reason,
-            "curve": result.curve,
-            "config": config.as_dict(),
-        },
+        "training": {**summary, **fit_summary(result), "config": config.as_dict()},
         "data": data_summary,
         "library_version": __version__,
     }
@@ -212,7 +207,24 @@ def train_lens(
         metadata=metadata,
         fingerprint=compute_fingerprint(embedder.base),
     )
-    return TrainOutcome(lens, result.curve, summary)
+    return TrainOutcome(lens, result.curve, metadata["training"])
+
+
+def fit_summary(result: FitResult) -> dict[str, Any]:
+    """The lens-metadata form of a :class:`~embedlens.training.FitResult` (JSON types only)."""
+    return {
+        "trained": result.trained,
+        "chosen": result.chosen,
+        "chosen_steps": result.chosen_steps,
+        "val_start": result.cv_start,
+        "val_best": result.cv_best,
+        "cv_folds": result.folds,
+        "cv_uplift": None if result.uplift is None else result.uplift.as_dict(),
+        "reason": result.reason,
+        "curve": result.curve,
+        "grid": result.grid,
+        "seconds": round(result.seconds, 2),
+    }
 
 
 class TrainingDivergedError(EmbedlensInputError):
@@ -228,9 +240,10 @@ def _guard_divergence(run: Any, config: TrainConfig, retrieval: bool) -> Any:
     Raises:
         TrainingDivergedError: naming ``--lr`` (and ``--temperature`` for retrieval).
     """
-    opts = f"--lr {config.lr:g}" + (f" / --temperature {config.temperature:g}" if retrieval else "")
-    hint = "lower --lr" + (" or raise --temperature" if retrieval else "")
-    msg = f"training diverged (NaN or Inf) with {opts}: {hint} (defaults: --lr 3e-4, --temperature 0.05)"
+    lr = "chosen by cross-validation" if config.lr is None else f"{config.lr:g}"
+    opts = f"--lr {lr}" + (f" / --temperature {config.temperature:g}" if retrieval else "")
+    hint = "give a lower --lr" + (" or raise --temperature" if retrieval else "")
+    msg = f"training diverged (NaN or Inf) with {opts}: {hint} (default --temperature 0.05)"
     try:
         out = run()
     except _InputsNotFinite as e:
@@ -255,24 +268,32 @@ def _finite_inputs(name: str, *arrays: np.ndarray) -> None:
             raise _InputsNotFinite(f"{name} returned vectors holding NaN or Inf ({bad} row(s))")
 
 
-def training_texts(data_path: str | os.PathLike[str]) -> list[str]:
+def training_texts(data_path: str | os.PathLike[str], config: TrainConfig | None = None) -> list[str]:
     """Every text ``train_lens`` would embed for this data (for cost estimates and ``--dry-run``)."""
-    documents, queries = training_inputs(data_path)
+    documents, queries = training_inputs(data_path, config)
     return documents + queries
 
 
-def training_inputs(data_path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+def training_inputs(
+    data_path: str | os.PathLike[str], config: TrainConfig | None = None
+) -> tuple[list[str], list[str]]:
     """The texts ``train_lens`` embeds as documents and as queries: ``(documents, queries)``.
 
-    BEIR: the corpus and the training queries; pairs: ``text_2`` and ``text_1`` of the train split
+    BEIR: the corpus, and the training queries plus the pseudo-queries of ``config`` (default
+    options when None) as queries; pairs: ``text_2`` and ``text_1`` of the train split
     (``text_1`` is the query side). ``CachedEmbedder.missing(documents, queries)`` is what a run
     would pay for.
     """
     data = load_data(data_path)
     if isinstance(data, BeirDataset):
-        return list(data.corpus_texts), list(data.split_queries("train")[1])
+        pseudo, _ = pseudo_query_texts(data, config or TrainConfig(progress=False))
+        return list(data.corpus_texts), list(data.split_queries("train")[1]) + pseudo
     train, _ = pairs_training_part(data)
     return list(train.text_2), list(train.text_1)
+
+
+#: at most this many pseudo-queries are embedded and trained on (a seeded sample of the corpus beyond it).
+MAX_PSEUDO_QUERIES = 10_000
 
 
 def _train_beir(
@@ -283,14 +304,66 @@ def _train_beir(
     qids, qtexts = data.split_queries("train")
     docs = embedder.embed(data.corpus_texts)
     queries = embedder.embed_queries(qtexts)  # as served: the model's query path
-    _finite_inputs(embedder.name, docs, queries)
+    ptexts, prows = pseudo_query_texts(data, config)
+    pseudo = embedder.embed_queries(ptexts) if ptexts else None  # pseudo-queries are queries too
+    _finite_inputs(embedder.name, docs, queries, *([] if pseudo is None else [pseudo]))
     qrels = QrelsIndex.from_dict(data.qrels["train"], qids, data.corpus_ids)
-    rng = np.random.default_rng(config.seed)
-    val = np.zeros(len(qids), dtype=bool)
-    n_val = max(1, int(round(config.val_fraction * len(qids))))
-    val[rng.choice(len(qids), size=n_val, replace=False)] = True
-    result, summary = train_retrieval(queries, docs, qrels, config, val_rows=val)
+    result, summary = train_retrieval(queries, docs, qrels, config, pseudo_queries=pseudo, pseudo_docs=prows)
+    summary["pseudo_query_kind"] = config.pseudo_queries if ptexts else "off"
     return result.weights, result, summary
+
+
+def pseudo_query_texts(data: BeirDataset, config: TrainConfig) -> tuple[list[str], np.ndarray]:
+    """The pseudo-queries training embeds: ``(texts, document rows)`` (at most ``MAX_PSEUDO_QUERIES``)."""
+    if config.pseudo_queries == "off":
+        return [], np.zeros(0, dtype=np.int64)
+    texts, rows = data.pseudo_queries(config.pseudo_queries)
+    if len(texts) > MAX_PSEUDO_QUERIES:
+        keep = np.sort(np.random.default_rng(config.seed).choice(len(texts), MAX_PSEUDO_QUERIES, replace=False))
+        texts, rows = [texts[i] for i in keep.tolist()], rows[keep]
+    return texts, rows
+
+
+def pair_folds(data: PairsDataset, folds: int, seed: int) -> tuple[np.ndarray, str]:
+    """Fold ``(n,)`` of each pair for cross-validation, and how it was made.
+
+    By connected text component (no text on both sides of a fold boundary), dealt round-robin in
+    a seeded order. When the texts are too densely connected for that (fewer components than
+    folds, or a fold without pairs of some label), by pair, stratified by label, with an
+    :class:`~embedlens.errors.EmbedlensWarning`.
+    """
+    from embedlens.datasets import text_components
+    from embedlens.training.loop import make_folds
+
+    n = len(data)
+    strata = np.sign(data.labels) if data.kind == "binary" else np.zeros(n, dtype=np.float32)
+    comp = text_components(data.text_1, data.text_2)
+    fold = make_folds(comp, np.ones(n, dtype=bool), folds, seed)
+    labels_present = np.unique(strata)
+    if len(np.unique(comp)) >= folds and all(
+        bool((strata[fold == f] == s).any()) for f in range(folds) for s in labels_present
+    ):
+        return fold, "by connected text component"
+    import warnings
+
+    from embedlens.errors import EmbedlensWarning
+
+    if n < 2 * folds:
+        msg = f"{data.source}: {n} training pairs are too few for {folds}-fold cross-validation (need {2 * folds})"
+        raise DataFormatError(msg)
+    warnings.warn(
+        f"{data.source}: {n} training pairs over only {len(set(data.text_1) | set(data.text_2))} distinct texts "
+        f"cannot be divided into {folds} folds by text; cross-validating by pair instead, so validation pairs "
+        "share texts with training pairs and the selection is optimistic",
+        EmbedlensWarning,
+        stacklevel=1,
+    )
+    rng = np.random.default_rng(seed)
+    fold = np.empty(n, dtype=np.int64)
+    for s in labels_present:
+        rows = rng.permutation(np.flatnonzero(strata == s))
+        fold[rows] = (np.arange(len(rows)) + int(rng.integers(folds))) % folds
+    return fold, "by pair (texts too densely connected to split by text)"
 
 
 def _train_pairs_file(
@@ -299,17 +372,25 @@ def _train_pairs_file(
     from embedlens.training.pairs import train_pairs
 
     train, how = pairs_training_part(data)
-    fit_part, val_part = split_pairs_by_text(train, test_fraction=config.val_fraction, seed=config.seed)
-    fit_data, added_fit = _with_negatives(train.subset(fit_part), config.seed, config.negatives_ratio)
-    val_data, added_val = _with_negatives(train.subset(val_part), config.seed + 1, config.negatives_ratio)
-    a = embedder.embed_queries(fit_data.text_1 + val_data.text_1)  # text_1 is the query side
-    b = embedder.embed(fit_data.text_2 + val_data.text_2)
+    fold, fold_how = pair_folds(train, config.folds, config.seed)
+    parts, groups, added = [], [], 0
+    for f in range(config.folds):  # synthetic negatives re-pair texts within one fold only
+        part, n_added = _with_negatives(train.subset(fold == f), config.seed + f, config.negatives_ratio)
+        parts.append(part)
+        groups.append(np.full(len(part), f, dtype=np.int64))
+        added += n_added
+    text_1 = [t for p in parts for t in p.text_1]
+    text_2 = [t for p in parts for t in p.text_2]
+    a = embedder.embed_queries(text_1)  # text_1 is the query side
+    b = embedder.embed(text_2)
     _finite_inputs(embedder.name, a, b)
-    labels = np.concatenate([fit_data.labels, val_data.labels])
-    val_mask = np.concatenate([np.zeros(len(fit_data), bool), np.ones(len(val_data), bool)])
-    result, summary = train_pairs(a, b, labels, config, binary=data.kind == "binary", val_mask=val_mask)
+    labels = np.concatenate([p.labels for p in parts])
+    result, summary = train_pairs(
+        a, b, labels, config, binary=data.kind == "binary", groups=np.concatenate(groups)
+    )
     summary["split"] = how
-    summary["synthetic_negatives"] = added_fit + added_val
+    summary["cv_split"] = fold_how
+    summary["synthetic_negatives"] = added
     return result.weights, result, summary
 
 
@@ -347,19 +428,29 @@ def evaluate_lens(
         report.info.update({"data": str(data_path), "split": split, "documents": len(data.corpus_ids)})
         return report
     train, test, how = pairs_train_test(data, split)
-    train, _ = _with_negatives(train, INTERNAL_SPLIT_SEED, 1.0)
     test, added = _with_negatives(test, INTERNAL_SPLIT_SEED + 7, 1.0)
     binary = data.kind == "binary"
+    oof = lens.metadata.get("training", {}).get("threshold") if isinstance(lens.metadata, dict) else None
+    thresholds = None
+    if binary and isinstance(oof, dict) and all(isinstance(oof.get(k), (int, float)) for k in ("raw", "lens")):
+        thresholds = (float(oof["raw"]), float(oof["lens"]))
+    needs_train = binary and thresholds is None  # a lens from elsewhere: thresholds from the training pairs
+    if needs_train:
+        train, _ = _with_negatives(train, INTERNAL_SPLIT_SEED, 1.0)
     pr = evaluate_pairs(
         embedder.embed_queries(test.text_1),
         embedder.embed(test.text_2),
         test.labels,
         lens,
         binary=binary,
-        train_a=embedder.embed_queries(train.text_1) if binary else None,
-        train_b=embedder.embed(train.text_2) if binary else None,
-        train_labels=train.labels if binary else None,
+        train_a=embedder.embed_queries(train.text_1) if needs_train else None,
+        train_b=embedder.embed(train.text_2) if needs_train else None,
+        train_labels=train.labels if needs_train else None,
+        thresholds=thresholds,
         n_boot=min(n_boot, 1000),
+    )
+    pr.info["threshold_source"] = (
+        "out-of-fold cosines of the training pairs (lens metadata)" if thresholds is not None else "training pairs"
     )
     pr.info.update({"data": str(data_path), "split": how, "synthetic_test_negatives": added})
     return pr
@@ -371,25 +462,11 @@ def search_train(
     config: TrainConfig,
     objective: str | None = None,
 ) -> TrainOutcome:
-    """Train over a small grid (learning rate × temperature or loss) and keep the best on validation.
+    """:func:`train_lens` with a wider cross-validation grid (more learning rates; temperatures).
 
-    Every candidate uses the same validation split (same seed), so the choice never sees test data.
-    Embeddings come from the cache after the first run.
+    The grid is searched inside the same k-fold selection, so the choice never sees test data and
+    the significance check accounts for the number of settings tried.
     """
     from dataclasses import replace
 
-    grid: list[dict[str, Any]] = [{"lr": lr} for lr in (3e-4, 1e-3, 3e-3)]
-    if objective == "retrieval" or (objective is None and Path(data_path).is_dir()):
-        grid = [{**g, "temperature": t} for g in grid for t in (0.05, 0.1)]
-    best: TrainOutcome | None = None
-    tried = []
-    for point in grid:
-        outcome = train_lens(data_path, embedder, replace(config, **point), objective=objective)
-        val = float(outcome.summary["val_best"])
-        tried.append({**point, "val": val})
-        if best is None or val > float(best.summary["val_best"]):
-            best = outcome
-    if best is None:  # pragma: no cover - the grid is a non-empty constant
-        raise RuntimeError("empty search grid")
-    best.lens.metadata["training"]["search"] = tried
-    return best
+    return train_lens(data_path, embedder, replace(config, search=True), objective=objective)

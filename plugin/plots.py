@@ -36,23 +36,22 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
 def plot_validation_curve(
     curve: Sequence[dict[str, float]], path: str | os.PathLike[str], *, metric: str, chosen: int
 ) -> Path:
-    """Validation metric and training loss per epoch, the chosen epoch marked; writes ``path``."""
+    """Mean out-of-fold validation metric per checkpoint, the chosen step count marked; writes ``path``.
+
+    ``curve`` holds ``{"steps", "cv"}`` per checkpoint of the chosen setting (step 0 = the start);
+    the start's level is drawn as a line, so a curve that never rises above it reads at a glance.
+    """
     plt = _figure()
-    epochs = [c["epoch"] for c in curve]
+    steps = [c["steps"] for c in curve]
+    values = [c["cv"] for c in curve]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(epochs, [c["val"] for c in curve], "o-", label=f"validation {metric}")
-    ax.axvline(chosen, color="tab:green", ls="--", label=f"chosen epoch {chosen}")
-    ax.set_xlabel("epoch")
+    ax.plot(steps, values, "o-", ms=3, label=f"mean out-of-fold {metric}")
+    ax.axhline(values[0], color="tab:gray", ls=":", label="start (identity)")
+    ax.axvline(chosen, color="tab:green", ls="--", label=f"chosen: {chosen} steps")
+    ax.set_xlabel("optimisation steps")
     ax.set_ylabel(metric)
-    ax2 = ax.twinx()
-    ax2.plot(
-        epochs[1:], [c["train_loss"] for c in curve[1:]], color="tab:gray", alpha=0.6, label="train loss"
-    )
-    ax2.set_ylabel("train loss")
-    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-    ax.legend(lines, labels, loc="lower right", fontsize=8)
-    ax.set_title("Validation curve (epoch 0 = starting matrix)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Cross-validation curve (step 0 = starting matrix)")
     return _save(fig, path)
 
 

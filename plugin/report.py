@@ -64,7 +64,12 @@ def format_lens_info(config: dict[str, Any]) -> str:
         lines += [
             f"objective:     {tr.get('objective')}" + (f" (loss {tr['loss']})" if tr.get("loss") else ""),
             f"validation:    {tr.get('val_metric')} start {tr.get('val_start', float('nan')):.4f} -> "
-            f"chosen {tr.get('val_best', float('nan')):.4f} at epoch {tr.get('chosen_epoch')}",
+            f"chosen {tr.get('val_best', float('nan')):.4f} "
+            + (
+                f"after {tr['chosen_steps']} steps ({tr.get('cv_folds')}-fold cross-validation)"
+                if "chosen_steps" in tr
+                else f"at epoch {tr.get('chosen_epoch')}"
+            ),
             f"reason:        {tr.get('reason')}",
         ]
     data = meta.get("data")

@@ -84,6 +84,7 @@ def evaluate_pairs(
     train_a: np.ndarray | None = None,
     train_b: np.ndarray | None = None,
     train_labels: np.ndarray | None = None,
+    thresholds: tuple[float, float] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> PairReport:
@@ -95,7 +96,11 @@ def evaluate_pairs(
         lens: the lens.
         binary: whether labels are ±1 (accuracy, AUC) or graded (Spearman only).
         train_a, train_b, train_labels: training pairs, used only to choose the accuracy
-            threshold (per side: raw threshold from raw cosines, lens threshold from lens cosines).
+            threshold (per side: raw threshold from raw cosines, lens threshold from lens cosines)
+            when ``thresholds`` is not given. The lens has seen these pairs, so its threshold is
+            optimistic: lenses trained by embedlens carry out-of-fold ``thresholds`` instead.
+        thresholds: ``(raw, lens)`` accuracy thresholds chosen on data the lens did not train on
+            (the lens metadata's ``training.threshold``, out-of-fold cosines).
         n_boot: bootstrap resamples.
         seed: RNG seed.
     """
@@ -103,7 +108,9 @@ def evaluate_pairs(
     cos_raw = pair_cosines(test_a, test_b)
     cos_lens = pair_cosines(test_a, test_b, lens)
     thr_raw = thr_lens = None
-    if binary and train_a is not None and train_b is not None and train_labels is not None:
+    if binary and thresholds is not None:
+        thr_raw, thr_lens = float(thresholds[0]), float(thresholds[1])
+    elif binary and train_a is not None and train_b is not None and train_labels is not None:
         pos_tr = np.asarray(train_labels) > 0
         thr_raw, _ = best_threshold(pair_cosines(train_a, train_b), pos_tr)
         thr_lens, _ = best_threshold(pair_cosines(train_a, train_b, lens), pos_tr)

@@ -12,57 +12,62 @@ MAX_SEED = 2**32 - 1
 MAX_LR = 10.0
 TEMPERATURE_RANGE = (1e-3, 10.0)
 
-Objective = Literal["pairs", "retrieval"]
 PairLoss = Literal["cosent", "mse"]
+PseudoQueries = Literal["auto", "titles", "leads", "off"]
 
 
 @dataclass
 class TrainConfig:
     """Options of :func:`embedlens.training.train_pairs` and :func:`~embedlens.training.train_retrieval`.
 
+    Every option has a default that works without tuning; the learning rate and the pseudo-query
+    weight are chosen by k-fold cross-validation among a few values unless given.
+
     Attributes:
         mode: ``"symmetric"`` or ``"query"`` (see :class:`embedlens.Lens`); ``None`` (default) picks
-            ``"query"`` — no re-indexing, and the better of the two on validation for SciFact and STS-B
-            (see BENCHMARKS.md) — or ``"symmetric"`` when ``dim`` reduces the dimension.
+            ``"query"`` (no re-indexing) or ``"symmetric"`` when ``dim`` reduces the dimension.
         dim: output dimension; ``None`` keeps the input dimension (symmetric mode only may reduce).
-        seed: seeds the split, the initialisation, batching and negative sampling.
-        lr: Adam learning rate (3e-4: the best on validation for SciFact, STS-B and SNLI's default
-            mode among 3e-4 / 1e-3 / 3e-3 in our runs, see BENCHMARKS.md; ``--search`` tries all three).
-        max_epochs: upper bound on epochs; early stopping usually ends sooner.
-        patience: epochs without a better validation metric before stopping.
-        batch_size: training examples per step.
-        reg: weight of ``||W - W0||²`` (pull toward the starting matrix).
-        val_fraction: share of the training data (by query, or by text for pairs) held out for
-            model selection.
+        seed: seeds the folds, the initialisation, batching and negative sampling.
+        lr: Adam learning rate; ``None`` (default) chooses among the objective's values by CV.
+        rank: rank ``r`` of the residual ``W = I + A·Bᵀ`` (the inductive bias for small data);
+            ``rank >= d`` trains the full matrix ``W = I + M``.
+        reg: weight of ``||W - I||²`` (an extra pull toward the start; 0 = none).
+        folds: k of the k-fold cross-validation that chooses the settings and the step count.
+        max_steps: upper bound on optimisation steps per fold; early stopping usually ends sooner.
+        eval_every: steps between two validations (the step count is chosen among these checkpoints;
+            ``max_steps`` when smaller).
+        patience: checkpoints without a better mean out-of-fold metric before a setting stops.
+        batch_size: items per step; ``None`` (default) uses the objective's (full batch for retrieval).
         loss: pair objective: ``"cosent"`` (default) or ``"mse"`` (the OpenAI cookbook's).
         temperature: retrieval objective softmax temperature.
-        n_random: random corpus negatives per step (retrieval).
-        n_hard: FAISS-mined hard negatives per query per step (retrieval), re-mined each epoch.
-        hard_pool: how deep to mine hard negatives (top-N of the current lens).
+        n_hard: hard negatives per query (retrieval), mined once under the raw matrix.
         negatives_ratio: synthetic negatives per positive when a pairs file has no negatives.
-        refit: after choosing the epoch on validation, retrain on all training data for that
-            many epochs (validation data then helps the final lens too).
+        pseudo_queries: retrieval: ``"auto"`` (default: document titles, else leading sentences, as
+            extra training queries, their weight 0 or 1 chosen by CV), ``"titles"``, ``"leads"``
+            (always those, weight chosen by CV) or ``"off"``.
+        search: widen the CV grid (more learning rates; temperatures or ranks).
         progress: show a tqdm bar.
-        require_significant: ship the trained matrix only when its validation gain over the start
-            is significant (paired bootstrap); False ships the best epoch regardless (for studies).
+        require_significant: ship the trained matrix only when its pooled out-of-fold gain over the
+            start is significant; False ships the best setting regardless (for studies).
     """
 
     mode: Literal["symmetric", "query"] | None = None
     dim: int | None = None
     seed: int = 0
-    lr: float = 3e-4
-    max_epochs: int = 40
-    patience: int = 6
-    batch_size: int = 64
+    lr: float | None = None
+    rank: int = 32
     reg: float = 0.0
-    val_fraction: float = 0.15
+    folds: int = 5
+    max_steps: int = 300
+    eval_every: int = 10
+    patience: int = 5
+    batch_size: int | None = None
     loss: PairLoss = "cosent"
     temperature: float = 0.05
-    n_random: int = 512
-    n_hard: int = 8
-    hard_pool: int = 50
+    n_hard: int = 32
     negatives_ratio: float = 1.0
-    refit: bool = True
+    pseudo_queries: PseudoQueries = "auto"
+    search: bool = False
     progress: bool = True
     require_significant: bool = True
 
@@ -93,31 +98,36 @@ class TrainConfig:
             raise bad("mode", self.mode, "'symmetric' or 'query'")
         if self.loss not in ("cosent", "mse"):
             raise bad("loss", self.loss, "'cosent' or 'mse'")
+        if self.pseudo_queries not in ("auto", "titles", "leads", "off"):
+            raise bad("pseudo_queries", self.pseudo_queries, "'auto', 'titles', 'leads' or 'off'")
+        for name in ("search", "progress", "require_significant"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, getattr(self, name), "True or False")
+        if self.batch_size is not None and not _is_int(self.batch_size, 2):
+            raise bad("batch_size", self.batch_size, "an integer >= 2 (or None for the objective's default)")
         if self.dim is not None and not _is_int(self.dim, 1):
             raise bad("dim", self.dim, "an integer >= 1 (or None to keep the input dimension)")
         for name, low in (
             ("seed", 0),
-            ("max_epochs", 1),
+            ("rank", 1),
+            ("folds", 2),
+            ("max_steps", 1),
+            ("eval_every", 1),
             ("patience", 1),
-            ("batch_size", 1),
-            ("n_random", 0),
             ("n_hard", 0),
-            ("hard_pool", 1),
         ):
             if not _is_int(getattr(self, name), low):
                 raise bad(name, getattr(self, name), f"an integer >= {low}")
         if not _is_int(self.seed, 0) or int(self.seed) > MAX_SEED:
             raise bad("seed", self.seed, f"an integer within 0..{MAX_SEED}")
-        if not _is_real(self.lr) or not 0 < self.lr <= MAX_LR:
-            raise bad("lr", self.lr, f"a number > 0 and <= {MAX_LR:g}")
+        if self.lr is not None and (not _is_real(self.lr) or not 0 < self.lr <= MAX_LR):
+            raise bad("lr", self.lr, f"a number > 0 and <= {MAX_LR:g} (or None to choose by cross-validation)")
         t_low, t_high = TEMPERATURE_RANGE
         if not _is_real(self.temperature) or not t_low <= self.temperature <= t_high:
             raise bad("temperature", self.temperature, f"a number within {t_low:g}..{t_high:g}")
         for name in ("reg", "negatives_ratio"):
             if not _is_real(getattr(self, name)) or not getattr(self, name) >= 0:
                 raise bad(name, getattr(self, name), "a finite number >= 0")
-        if not _is_real(self.val_fraction) or not 0 < self.val_fraction < 1:
-            raise bad("val_fraction", self.val_fraction, "a number between 0 and 1 (exclusive)")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for lens metadata."""
@@ -130,7 +140,10 @@ _FLAGS = {
     "dim": "--dim",
     "seed": "--seed",
     "lr": "--lr",
-    "max_epochs": "--epochs",
+    "max_steps": "--max-steps",
+    "rank": "--rank",
+    "folds": "--folds",
+    "pseudo_queries": "--pseudo-queries",
     "batch_size": "--batch-size",
     "loss": "--loss",
     "temperature": "--temperature",

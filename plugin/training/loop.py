@@ -1,48 +1,116 @@
-"""The shared optimisation loop: Adam on a float32 matrix, validation each epoch, early stopping.
+"""The one fit loop: k-fold cross-validated selection, a significance check, a refit on everything.
 
-The starting matrix (the identity, or an orthogonal PCA projection when reducing the dimension) is
-always candidate "epoch 0", so the selected matrix is never worse than the start on validation.
+An *objective* (:class:`Objective`) owns the data of one task and knows its loss and its
+validation metric; :func:`fit` knows nothing about tasks:
+
+1. The labelled items are split into ``k`` folds by group (a query, or a connected component of
+   texts), so no validation query or text is ever trained on. Training-only items (pseudo-queries)
+   are on the training side of every fold.
+2. For every point of a small grid (learning rate, pseudo-query weight, ...), the ``k`` fold lenses
+   train in lockstep from the identity; every ``eval_every`` steps each is scored on its held-out
+   fold. The point and the step count are chosen on the mean out-of-fold metric. The identity
+   (step 0) is always a candidate, so nothing worse than raw on validation is ever chosen.
+3. The chosen setting ships only if its gain over the identity on the *pooled* out-of-fold scores
+   (every labelled item validated once) is significant: a paired bootstrap whose level is divided
+   by the number of grid points (a Bonferroni correction for the choice among them).
+4. The shipped lens is refit on all items for the chosen number of steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from embedlens.stats import Uplift
 from embedlens.training.config import TrainConfig
 
-LossFn = Callable[[Any, Any], Any]  # (W: torch.Tensor, batch indices: torch.Tensor) -> scalar loss
+if TYPE_CHECKING:
+    import torch
+
+    from embedlens.training.residual import ResidualLens
+
+__all__ = ["FitResult", "Objective", "fit", "initial_matrix", "make_folds"]
+
+
+class Objective(Protocol):
+    """What :func:`fit` needs from a task (see :mod:`embedlens.training.retrieval` and ``.pairs``)."""
+
+    #: input dimension of the trained matrix.
+    dim: int
+    #: ``(n_items,)`` fold group of every item; the items of one group always share a fold.
+    groups: np.ndarray
+    #: ``(n_items,)`` items that may be validated on (labelled); the rest are training-only.
+    validatable: np.ndarray
+    #: items per step (None: every training item in every step).
+    batch_size: int | None
+
+    def loss(self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator) -> torch.Tensor:
+        """Mean training loss over the item rows ``items``."""
+        ...
+
+    def train_items(self, hp: Mapping[str, Any], labelled: np.ndarray) -> np.ndarray:
+        """The item rows trained on, given the labelled rows of the training side."""
+        ...
+
+    def score_units(self, items: np.ndarray) -> np.ndarray:
+        """The validation units (queries, pairs) of the labelled item rows ``items``."""
+        ...
+
+    def scores(self, w: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Per-unit validation scores ``(len(units),)`` of the matrix ``w``."""
+        ...
+
+    def metric(self, scores: np.ndarray, units: np.ndarray) -> float:
+        """The validation metric (higher is better) of per-unit scores."""
+        ...
+
+    def uplift(self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float) -> Uplift:
+        """``metric(lens) - metric(raw)`` on the same units, with a paired bootstrap CI at level ``alpha``."""
+        ...
 
 
 @dataclass
 class FitResult:
-    """What :func:`fit` found.
+    """What :func:`fit` chose and why.
 
     Attributes:
-        weights: the selected matrix ``(d_in, d_out)`` float32.
-        best_epoch: its epoch (0 = the starting matrix).
-        best_val: its validation metric.
-        curve: one dict per epoch: ``epoch``, ``train_loss``, ``val``.
-        reason: why this matrix was chosen, in words.
-        epochs_run: how many epochs ran.
+        weights: the shipped matrix ``(d_in, d_out)`` float32 (the start when nothing was shipped).
+        trained: whether a trained matrix was shipped (False: the start, never worse than raw).
+        chosen: the chosen grid point (learning rate, ...); empty when the start won.
+        chosen_steps: optimisation steps of the chosen setting (0 = the start).
+        cv_start: mean out-of-fold metric of the start.
+        cv_best: mean out-of-fold metric of the chosen setting.
+        uplift: pooled out-of-fold gain of the chosen setting over the start (None when the start won).
+        reason: why this matrix was shipped, in words.
+        curve: mean out-of-fold metric of the chosen grid point at each checkpoint: ``steps``, ``cv``.
+        grid: every (grid point, steps) tried with its mean out-of-fold metric.
+        folds: number of folds.
+        oof_units: validation units in pooled order (every labelled unit once).
+        oof_raw: out-of-fold scores of the start on ``oof_units``.
+        oof_lens: out-of-fold scores of the chosen setting on ``oof_units`` (``oof_raw`` when the start won).
+        seconds: wall time of the whole fit.
     """
 
     weights: np.ndarray
-    best_epoch: int
-    best_val: float
+    trained: bool
+    chosen: dict[str, Any]
+    chosen_steps: int
+    cv_start: float
+    cv_best: float
+    uplift: Uplift | None
+    reason: str
     curve: list[dict[str, float]] = field(default_factory=list)
-    reason: str = ""
-    epochs_run: int = 0
-
-    def refitted(self, weights: np.ndarray) -> FitResult:
-        """This selection with the weights of a refit on train + validation for ``best_epoch`` epochs."""
-        from dataclasses import replace
-
-        note = f"; refit on train+val for {self.best_epoch} epochs"
-        return replace(self, weights=weights, reason=self.reason + note)
+    grid: list[dict[str, Any]] = field(default_factory=list)
+    folds: int = 0
+    oof_units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    oof_raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    oof_lens: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seconds: float = 0.0
 
 
 def initial_matrix(x: np.ndarray, dim: int | None) -> np.ndarray:
@@ -61,100 +129,182 @@ def initial_matrix(x: np.ndarray, dim: int | None) -> np.ndarray:
     return np.ascontiguousarray(vt[:dim].T.astype(np.float32))  # (d, dim)
 
 
-def fit(
-    init: np.ndarray,
-    n_items: int,
-    loss_fn: LossFn,
-    val_fn: Callable[[np.ndarray], float],
-    config: TrainConfig,
-    *,
-    epochs: int | None = None,
-    on_epoch_start: Callable[[np.ndarray, int], None] | None = None,
-    accept: Callable[[np.ndarray, np.ndarray], tuple[bool, str]] | None = None,
-    desc: str = "training",
-) -> FitResult:
-    """Minimise ``loss_fn`` over mini-batches of ``n_items`` examples, choosing the epoch on validation.
+def make_folds(groups: np.ndarray, validatable: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold ``(n_items,)`` of every item: ``0..k-1`` for validatable items (whole groups), -1 otherwise.
+
+    Groups are dealt round-robin in a seeded random order, so fold sizes differ by at most one group.
+    """
+    fold = np.full(len(groups), -1, dtype=np.int64)
+    g = np.asarray(groups)[validatable]
+    uniq, inverse = np.unique(g, return_inverse=True)
+    perm = np.random.default_rng(seed).permutation(len(uniq))
+    fold_of_group = np.empty(len(uniq), dtype=np.int64)
+    fold_of_group[perm] = np.arange(len(uniq)) % k
+    fold[np.flatnonzero(validatable)] = fold_of_group[inverse]
+    return fold
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in order."""
+    keys = list(grid)
+    return [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(grid[k] for k in keys))]
+
+
+class _Run:
+    """One lens being trained on one item set (a fold's training side, or everything)."""
+
+    def __init__(self, obj: Objective, items: np.ndarray, hp: Mapping[str, Any], seed: int) -> None:
+        import torch
+
+        from embedlens.training.residual import ResidualLens
+
+        self.obj, self.items, self.hp = obj, items, hp
+        self.lens = ResidualLens(obj.dim, hp.get("rank"), seed=seed)
+        self.opt = torch.optim.Adam(self.lens.parameters(), lr=float(hp["lr"]))
+        self.gen = np.random.default_rng(seed)
+        self.reg = float(hp.get("reg", 0.0))
+        self._order = np.zeros(0, dtype=np.int64)
+        self._pos = 0
+
+    def _batch(self) -> np.ndarray:
+        size = self.obj.batch_size
+        if size is None or size >= len(self.items):
+            return self.items
+        if self._pos + size > len(self._order):  # a new epoch: a fresh permutation
+            self._order, self._pos = self.gen.permutation(self.items), 0
+        out = self._order[self._pos : self._pos + size]
+        self._pos += size
+        return out
+
+    def step(self) -> float:
+        loss = self.obj.loss(self.lens, self._batch(), self.hp, self.gen)
+        if self.reg > 0:
+            loss = loss + self.reg * self.lens.penalty()
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
+def fit(obj: Objective, config: TrainConfig, grid: Mapping[str, Sequence[Any]], *, desc: str = "training") -> FitResult:
+    """Choose a grid point and a step count by k-fold CV, check significance on pooled OOF, refit.
 
     Args:
-        init: starting matrix ``(d_in, d_out)``.
-        n_items: number of training examples (batches are index tensors into them).
-        loss_fn: ``loss_fn(W, idx)`` returns the mean loss of the examples ``idx``.
-        val_fn: validation metric of a matrix (higher is better).
-        config: options (lr, epochs, patience, batch size, reg, seed, progress).
-        epochs: run exactly this many epochs and keep the last (refit); no validation.
-        on_epoch_start: hook ``(current W, epoch)`` (e.g. to re-mine hard negatives).
-        accept: ``accept(best W, start W) -> (ok, why)``: a last check that the validation gain is
-            real (a paired bootstrap); when it fails the start matrix is shipped.
+        obj: the task (data, loss, validation metric).
+        config: ``folds``, ``max_steps``, ``eval_every``, ``patience``, ``seed``, ``progress``,
+            ``require_significant``.
+        grid: values to try for each hyper-parameter the objective or :class:`_Run` reads
+            (``lr`` required; ``rank``, ``reg``, ``pseudo_weight``...).
         desc: progress-bar label.
+
+    Raises:
+        ValueError: fewer validation groups than folds.
     """
     import torch
     from tqdm.auto import tqdm
 
+    t0 = time.perf_counter()
     torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    w0 = torch.from_numpy(init.copy())
-    w = torch.nn.Parameter(w0.clone())
-    opt = torch.optim.Adam([w], lr=config.lr)
-    fixed = epochs is not None
-    total = int(epochs) if epochs is not None else config.max_epochs
-    curve: list[dict[str, float]] = []
-    best_w, best_epoch = init.copy(), 0
-    best_val = float("nan") if fixed else float(val_fn(init))
-    if not fixed:
-        curve.append({"epoch": 0, "train_loss": float("nan"), "val": best_val})
-    bar = tqdm(range(1, total + 1), desc=desc, disable=not config.progress, leave=False)
-    since_best = 0
-    epoch = 0
-    for epoch in bar:
-        if on_epoch_start is not None:
-            on_epoch_start(w.detach().numpy(), epoch)
-        perm = torch.randperm(n_items, generator=gen)
-        losses = []
-        for start in range(0, n_items, config.batch_size):
-            idx = perm[start : start + config.batch_size]
-            loss = loss_fn(w, idx)
-            if config.reg > 0:
-                loss = loss + config.reg * ((w - w0) ** 2).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        train_loss = float(np.mean(losses)) if losses else float("nan")
-        if fixed:
-            curve.append({"epoch": epoch, "train_loss": train_loss, "val": float("nan")})
-            bar.set_postfix(loss=f"{train_loss:.4f}")
-            continue
-        current = w.detach().numpy().copy()
-        val = float(val_fn(current))
-        curve.append({"epoch": epoch, "train_loss": train_loss, "val": val})
-        if val > best_val + 1e-6:
-            best_w, best_val, best_epoch, since_best = current, val, epoch, 0
-        else:
-            since_best += 1
-        bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val:.4f}", best=f"{best_val:.4f}@{best_epoch}")
-        if since_best >= config.patience:
-            break
+    k = config.folds
+    fold = make_folds(obj.groups, obj.validatable, k, config.seed)
+    n_groups = len(np.unique(obj.groups[obj.validatable]))
+    if n_groups < k:
+        msg = f"need at least {k} independent validation groups for {k}-fold cross-validation, got {n_groups}"
+        raise ValueError(msg)
+    labelled = np.flatnonzero(obj.validatable)
+    eye = np.eye(obj.dim, dtype=np.float32)
+    units = [obj.score_units(np.flatnonzero(fold == f)) for f in range(k)]
+    raw_scores = [obj.scores(eye, u) for u in units]
+    cv_start = float(np.mean([obj.metric(s, u) for s, u in zip(raw_scores, units, strict=True)]))
+    points = grid_points(grid)
+    table: list[dict[str, Any]] = []
+    best: tuple[float, int, int] = (cv_start, -1, 0)  # (mean OOF metric, point index, steps)
+    best_scores: list[np.ndarray] = raw_scores
+    curves: dict[int, list[dict[str, float]]] = {}
+    every = min(config.eval_every, config.max_steps)
+    checkpoints = config.max_steps // every
+    bar = tqdm(total=len(points) * checkpoints, desc=desc, disable=not config.progress, leave=False)
+    for pi, hp in enumerate(points):
+        runs = [
+            _Run(obj, obj.train_items(hp, labelled[fold[labelled] != f]), hp, config.seed + 1 + f) for f in range(k)
+        ]
+        curve = [{"steps": 0, "cv": cv_start}]
+        point_best, since_best = cv_start, 0
+        for c in range(1, checkpoints + 1):
+            for run in runs:
+                for _ in range(every):
+                    run.step()
+            fold_scores = [obj.scores(run.lens.matrix(), units[f]) for f, run in enumerate(runs)]
+            cv = float(np.mean([obj.metric(s, units[f]) for f, s in enumerate(fold_scores)]))
+            steps = c * every
+            curve.append({"steps": steps, "cv": cv})
+            table.append({**hp, "steps": steps, "cv": cv})
+            if not np.isfinite(cv):
+                raise FloatingPointError("cross-validation metric is not finite (training diverged)")
+            if cv > best[0] + 1e-6:
+                best, best_scores = (cv, pi, steps), fold_scores
+            bar.update(1)
+            bar.set_postfix(cv=f"{cv:.4f}", best=f"{best[0]:.4f}")
+            if cv > point_best + 1e-6:
+                point_best, since_best = cv, 0
+            else:
+                since_best += 1
+                if since_best >= config.patience:
+                    bar.update(checkpoints - c)
+                    break
+        curves[pi] = curve
     bar.close()
-    if fixed:
-        final = w.detach().numpy().copy()
-        return FitResult(final, epoch, float("nan"), curve, f"refit for {epoch} epochs", epoch)
-    if best_epoch > 0 and accept is not None:
-        ok, why = accept(best_w, init)
-        if not ok:
-            reason = (
-                f"epoch {best_epoch} reached {best_val:.4f} on validation (start {curve[0]['val']:.4f}) "
-                f"but {why}; shipping the start (identity/PCA), never worse than raw"
-            )
-            return FitResult(init.copy(), 0, curve[0]["val"], curve, reason, epoch)
-    if best_epoch == 0:
+    all_units = np.concatenate(units)
+    oof_raw = np.concatenate(raw_scores)
+    start_w = eye
+    if best[1] < 0:
         reason = (
-            f"no epoch beat the starting matrix on validation ({best_val:.4f}); "
-            "shipping the start (identity/PCA), never worse than raw"
+            f"no setting beat the identity on mean {k}-fold out-of-fold validation ({cv_start:.4f}); "
+            "shipping the identity, never worse than raw"
         )
-    else:
-        stop = "early stop" if since_best >= config.patience else "epoch limit"
+        return FitResult(
+            start_w, False, {}, 0, cv_start=cv_start, cv_best=cv_start, uplift=None, reason=reason,
+            curve=curves.get(0, [{"steps": 0, "cv": cv_start}]), grid=table, folds=k, oof_units=all_units,
+            oof_raw=oof_raw, oof_lens=oof_raw, seconds=time.perf_counter() - t0,
+        )  # fmt: skip
+    cv_best, pi, steps = best
+    hp = points[pi]
+    oof_lens = np.concatenate(best_scores)
+    alpha = 0.05 / len(points)
+    gain = obj.uplift(oof_lens, oof_raw, all_units, seed=config.seed, alpha=alpha)
+    lo, hi = gain.ci95
+    setting = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in hp.items())
+    level = f"{100 * (1 - alpha):.1f}% CI"
+    if config.require_significant and not lo > 0:
         reason = (
-            f"epoch {best_epoch} had the best validation metric {best_val:.4f} "
-            f"(start {curve[0]['val']:.4f}); {stop} after {epoch} epochs"
+            f"best setting ({setting}, {steps} steps) reached {cv_best:.4f} on {k}-fold validation (identity "
+            f"{cv_start:.4f}), but its pooled out-of-fold gain {gain.delta:+.4f} is not significant "
+            f"({level} [{lo:+.4f}, {hi:+.4f}]); shipping the identity, never worse than raw"
         )
-    return FitResult(best_w, best_epoch, best_val, curve, reason, epoch)
+        return FitResult(
+            start_w, False, hp, steps, cv_start=cv_start, cv_best=cv_best, uplift=gain, reason=reason,
+            curve=curves[pi], grid=table, folds=k, oof_units=all_units, oof_raw=oof_raw, oof_lens=oof_lens,
+            seconds=time.perf_counter() - t0,
+        )  # fmt: skip
+    refit_steps = _refit_steps(obj, steps, k)
+    final = _Run(obj, obj.train_items(hp, labelled), hp, config.seed)
+    for _ in tqdm(range(refit_steps), desc="refit on all", disable=not config.progress, leave=False):
+        final.step()
+    weights = final.lens.matrix()
+    reason = (
+        f"{setting}, {steps} steps: {k}-fold validation {cv_start:.4f} -> {cv_best:.4f}; pooled out-of-fold "
+        f"gain {gain.delta:+.4f} ({level} [{lo:+.4f}, {hi:+.4f}]); refit on all training data "
+        f"for {refit_steps} steps"
+    )
+    return FitResult(
+        weights, True, hp, steps, cv_start=cv_start, cv_best=cv_best, uplift=gain, reason=reason,
+        curve=curves[pi], grid=table, folds=k, oof_units=all_units, oof_raw=oof_raw, oof_lens=oof_lens,
+        seconds=time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+def _refit_steps(obj: Objective, steps: int, k: int) -> int:
+    """Steps of the refit: the same for full batches; the same number of epochs for mini-batches."""
+    if obj.batch_size is None:
+        return steps
+    return int(round(steps * k / (k - 1)))

@@ -1,48 +1,35 @@
 """Pair objective: make the cosine of labelled pairs follow their labels.
 
-Losses: CoSENT (default; a ranking loss over all pairs of a batch: every pair with a higher label
-must have a higher cosine) and MSE between cosine and label (the OpenAI cookbook's loss).
+Losses: CoSENT (default; every pair with a higher label must get a higher cosine than every pair
+with a lower one, in the per-item "anchor" form computed in ``O(n log n)``) and MSE between cosine
+and label (the OpenAI cookbook's loss). Validation: ROC AUC (binary labels) or Spearman (graded),
+per fold of texts that share no text with the training side.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedlens.metrics import roc_auc, spearman
-from embedlens.stats import paired_uplift_stat
+from embedlens._arrays import l2_normalize
+from embedlens.metrics import best_threshold, roc_auc, spearman
+from embedlens.stats import Uplift, paired_uplift_stat
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
+if TYPE_CHECKING:
+    import torch
+
+    from embedlens.training.residual import ResidualLens
+
+__all__ = ["PairsObjective", "cosent_per_item", "pair_cosines_through", "pair_score", "train_pairs"]
+
 COSENT_SCALE = 20.0
-
-
-def synthetic_negatives(
-    text_1: list[str], text_2: list[str], *, ratio: float = 1.0, seed: int = 0
-) -> tuple[list[str], list[str]]:
-    """Negative pairs made by re-pairing ``text_1[i]`` with ``text_2[j]`` of another pair (``j != i``).
-
-    Call it on one split at a time so that no negative crosses the train/test boundary.
-    Re-pairings that happen to recreate a known positive are dropped.
-
-    Returns:
-        ``(neg_1, neg_2)`` with about ``ratio * len(text_1)`` pairs.
-    """
-    n = len(text_1)
-    if n < 2:
-        return [], []
-    rng = np.random.default_rng(seed)
-    m = int(round(ratio * n))
-    i = rng.integers(0, n, size=m)
-    j = (i + rng.integers(1, n, size=m)) % n  # never the same pair
-    known = set(zip(text_1, text_2, strict=True))
-    keep = [
-        (text_1[a], text_2[b])
-        for a, b in zip(i.tolist(), j.tolist(), strict=True)
-        if (text_1[a], text_2[b]) not in known and text_2[b] != text_2[a]
-    ]
-    return [a for a, _ in keep], [b for _, b in keep]
+#: learning rates tried by cross-validation when none is given (``search`` widens the list).
+DEFAULT_LRS = (1e-3, 3e-3)
+SEARCH_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 
 
 def pair_cosines_through(w: np.ndarray, a: np.ndarray, b: np.ndarray, *, mode: str) -> np.ndarray:
@@ -57,11 +44,112 @@ def pair_score(cos: np.ndarray, labels: np.ndarray, *, binary: bool) -> float:
     return roc_auc(cos, labels > 0) if binary else spearman(cos, labels)
 
 
-def pair_val_metric(
-    w: np.ndarray, a: np.ndarray, b: np.ndarray, labels: np.ndarray, *, mode: str, binary: bool
-) -> float:
-    """ROC AUC (binary labels) or Spearman (graded) of pair cosines through ``w``."""
-    return pair_score(pair_cosines_through(w, a, b, mode=mode), labels, binary=binary)
+def cosent_per_item(cos: torch.Tensor, labels: torch.Tensor, scale: float = COSENT_SCALE) -> torch.Tensor:
+    """Per-item CoSENT ``(n,)``: item ``i`` pays for every item ranked against the labels with it.
+
+    ``loss_i = log(1 + Σ_{y_j<y_i} e^{s(c_j-c_i)}) + log(1 + Σ_{y_j>y_i} e^{s(c_i-c_j)})``, with
+    prefix sums over the items sorted by label (float64: cosines are in [-1, 1], so the
+    exponentials are bounded by ``e^{2s}``).
+    """
+    import torch
+
+    n = cos.shape[0]
+    y, order = torch.sort(labels)
+    c = cos[order].double()
+    lo = torch.searchsorted(y, y, right=False)  # items with a strictly lower label: [0, lo)
+    hi = torch.searchsorted(y, y, right=True)  # strictly higher: [hi, n)
+    zero = torch.zeros(1, dtype=c.dtype)
+    cum_up = torch.cat([zero, torch.cumsum(torch.exp(scale * (c - 1)), 0)])
+    cum_down = torch.cat([zero, torch.cumsum(torch.exp(-scale * (c + 1)), 0)])
+    below = cum_up[lo]  # Σ_{y_j<y_i} e^{s(c_j-1)}
+    above = cum_down[n] - cum_down[hi]  # Σ_{y_j>y_i} e^{-s(c_j+1)}
+    t1 = torch.log1p(torch.exp(scale * (1 - c)) * below)
+    t2 = torch.log1p(torch.exp(scale * (1 + c)) * above)
+    out = torch.empty_like(c)
+    out[order] = t1 + t2
+    return out.float()
+
+
+class PairsObjective:
+    """CoSENT or MSE on labelled pairs; AUC (binary) or Spearman validation on held-out text groups."""
+
+    def __init__(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        labels: np.ndarray,
+        groups: np.ndarray,
+        *,
+        binary: bool,
+        mode: str = "query",
+        loss: str = "cosent",
+        batch_size: int | None = None,
+    ) -> None:
+        import torch
+
+        self.mode, self.binary, self.loss_kind = mode, binary, loss
+        self.batch_size = batch_size
+        self.a = l2_normalize(np.array(a, dtype=np.float32))
+        self.b = l2_normalize(np.array(b, dtype=np.float32))
+        self.labels = np.asarray(labels, dtype=np.float32)
+        self.groups = np.asarray(groups)
+        self.validatable = np.ones(len(self.labels), dtype=bool)
+        self.dim = self.a.shape[1]
+        lab = self.labels
+        if loss == "mse" and not binary and float(np.ptp(lab)) > 0:
+            lab = (lab - lab.min()) / float(np.ptp(lab)) * 2 - 1  # graded labels to [-1, 1]
+        self.a_t, self.b_t = torch.from_numpy(self.a), torch.from_numpy(self.b)
+        self.y_t = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.float32))
+        self.raw = torch.from_numpy(np.einsum("ij,ij->i", self.a, self.b).astype(np.float32))
+
+    def cosines(self, lens: ResidualLens, it: torch.Tensor) -> torch.Tensor:
+        """Cosines ``(m,)`` of pairs ``it`` through the lens, from raw dot products and rank-r terms."""
+        import torch
+
+        a, b = self.a_t[it], self.b_t[it]
+        u_a, v_a, v_b = lens.left(a), lens.right(a), lens.right(b)
+        ones = torch.ones(len(it))
+        inv_a = lens.sq_norm(a, u_a, v_a, ones).clamp_min(1e-12).rsqrt()
+        if self.mode == "symmetric":
+            u_b = lens.left(b)
+            inv_b = lens.sq_norm(b, u_b, v_b, ones).clamp_min(1e-12).rsqrt()
+            return (self.raw[it] + lens.cross(u_a, v_a, u_b, v_b)) * inv_a * inv_b
+        return (self.raw[it] + (u_a * v_b).sum(1)) * inv_a
+
+    def train_items(self, hp: Mapping[str, Any], labelled: np.ndarray) -> np.ndarray:
+        """The labelled rows given (pairs have no training-only items)."""
+        return np.asarray(labelled, dtype=np.int64)
+
+    def loss(self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator) -> torch.Tensor:
+        """Mean CoSENT (or MSE) over pairs ``items``."""
+        import torch
+
+        it = torch.from_numpy(np.asarray(items, dtype=np.int64))
+        cos = self.cosines(lens, it)
+        if self.loss_kind == "mse":
+            return ((cos - self.y_t[it]) ** 2).mean()
+        return cosent_per_item(cos, self.y_t[it]).mean()
+
+    def score_units(self, items: np.ndarray) -> np.ndarray:
+        """Pairs are their own validation units."""
+        return np.asarray(items, dtype=np.int64)
+
+    def scores(self, w: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Cosines of pairs ``units`` through ``w``."""
+        return pair_cosines_through(w, self.a[units], self.b[units], mode=self.mode)
+
+    def metric(self, scores: np.ndarray, units: np.ndarray) -> float:
+        """ROC AUC (binary) or Spearman (graded) of the cosines."""
+        return pair_score(scores, self.labels[units], binary=self.binary)
+
+    def uplift(self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float) -> Uplift:
+        """Paired bootstrap of the metric gain over resampled pairs."""
+        lab = self.labels[units]
+
+        def diff(i: np.ndarray) -> float:
+            return pair_score(lens[i], lab[i], binary=self.binary) - pair_score(raw[i], lab[i], binary=self.binary)
+
+        return paired_uplift_stat(diff, len(units), n_boot=1000, seed=seed, alpha=alpha)
 
 
 def train_pairs(
@@ -71,92 +159,49 @@ def train_pairs(
     config: TrainConfig,
     *,
     binary: bool,
-    val_mask: np.ndarray,
+    groups: np.ndarray,
 ) -> tuple[FitResult, dict[str, Any]]:
-    """Train a lens on labelled pairs.
+    """Train a lens on labelled pairs, every setting chosen by k-fold cross-validation over ``groups``.
 
     Args:
-        a, b: raw embeddings of ``text_1`` and ``text_2`` ``(n, d)`` float32.
+        a, b: raw embeddings of ``text_1`` (query side) and ``text_2`` ``(n, d)`` float32.
         labels: ``(n,)``: ±1 when ``binary``, graded scores otherwise.
         config: options (see :class:`TrainConfig`).
         binary: label kind (selects the validation metric: AUC or Spearman).
-        val_mask: boolean ``(n,)``: pairs held out for model selection.
+        groups: ``(n,)`` fold group of each pair: pairs that share a text must share a group.
+
+    Returns:
+        The fit result and a summary for the lens metadata; for binary labels it holds
+        ``threshold``: the accuracy thresholds of raw and lens cosines, chosen on out-of-fold
+        cosines (the lens's never come from pairs it trained on).
     """
-    import torch
-    import torch.nn.functional as F
-
-    val_mask = np.asarray(val_mask, dtype=bool)
-    tr = np.flatnonzero(~val_mask)
-    va = np.flatnonzero(val_mask)
-    if len(tr) < 2 or len(va) < 2:
-        msg = f"need at least 2 training and 2 validation pairs, got {len(tr)} and {len(va)}"
-        raise ValueError(msg)
-    init = initial_matrix(np.concatenate([a, b]), config.dim)
-    lab = labels.astype(np.float32)
-    if config.loss == "mse":
-        lo, hi = float(lab.min()), float(lab.max())
-        target = lab if binary or hi == lo else (lab - lo) / (hi - lo) * 2 - 1  # to [-1, 1]
-    else:
-        target = lab
-    a_t = torch.from_numpy(np.ascontiguousarray(a[tr], dtype=np.float32))
-    b_t = torch.from_numpy(np.ascontiguousarray(b[tr], dtype=np.float32))
-    y_t = torch.from_numpy(np.ascontiguousarray(target[tr]))
-
-    def loss_fn(w: Any, idx: Any) -> Any:
-        x = F.normalize(a_t[idx] @ w, dim=1)  # (B, k)
-        y = F.normalize(b_t[idx] @ w if config.mode == "symmetric" else b_t[idx], dim=1)
-        cos = (x * y).sum(dim=1)  # (B,)
-        t = y_t[idx]
-        if config.loss == "mse":
-            return ((cos - t) ** 2).mean()
-        diff = COSENT_SCALE * (cos[None, :] - cos[:, None])  # (B, B): cos_j - cos_i
-        valid = t[:, None] > t[None, :]  # label_i > label_j
-        terms = diff[valid]
-        return torch.logsumexp(torch.cat([torch.zeros(1), terms]), dim=0)
-
-    mode: str = config.mode or "query"  # resolved by TrainConfig; never None here
-
-    def val_fn(w: np.ndarray) -> float:
-        return pair_val_metric(w, a[va], b[va], labels[va], mode=mode, binary=binary)
-
-    def accept(best: np.ndarray, start: np.ndarray) -> tuple[bool, str]:
-        cos_best = pair_cosines_through(best, a[va], b[va], mode=mode)
-        cos_start = pair_cosines_through(start, a[va], b[va], mode=mode)
-        lab = labels[va]
-
-        def diff(i: np.ndarray) -> float:
-            return pair_score(cos_best[i], lab[i], binary=binary) - pair_score(
-                cos_start[i], lab[i], binary=binary
-            )
-
-        u = paired_uplift_stat(diff, len(va), n_boot=300, seed=config.seed)
-        lo, hi = u.ci95
-        return lo > 0, f"the gain {u.delta:+.4f} is not significant (95% CI [{lo:+.4f}, {hi:+.4f}])"
-
-    result = fit(
-        init,
-        len(tr),
-        loss_fn,
-        val_fn,
-        config,
-        accept=accept if config.require_significant else None,
-        desc=f"training (pairs, {config.loss})",
-    )
+    mode = config.mode or "query"
+    start = initial_matrix(np.concatenate([a, b]), config.dim)
+    reduce = start.shape[1] != start.shape[0]
+    x, y = (a @ start, b @ start) if reduce else (a, b)
+    obj = PairsObjective(x, y, labels, groups, binary=binary, mode=mode, loss=config.loss, batch_size=config.batch_size)
+    lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.search else DEFAULT_LRS)
+    grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": (config.rank,), "reg": (config.reg,)}
+    result = fit(obj, config, grid, desc=f"training (pairs, {config.loss})")
+    if reduce:
+        result.weights = np.ascontiguousarray(start @ result.weights, dtype=np.float32)
     summary: dict[str, Any] = {
         "objective": "pairs",
-        "lr": config.lr,
         "loss": config.loss,
-        "train_pairs": int(len(tr)),
-        "val_pairs": int(len(va)),
+        "train_pairs": int(len(labels)),
         "val_metric": "roc_auc" if binary else "spearman",
-        "val_start": result.curve[0]["val"],
-        "val_best": result.best_val,
     }
-    if config.refit and result.best_epoch > 0:
-        a_t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-        b_t = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))
-        y_t = torch.from_numpy(np.ascontiguousarray(target))
-        refit = fit(init, len(a), loss_fn, val_fn, config, epochs=result.best_epoch, desc="refit")
-        result = result.refitted(refit.weights)
-        summary["refit"] = True
+    if binary:
+        units = result.oof_units
+        pos = np.asarray(labels)[units] > 0
+        raw_cos = pair_cosines_through(np.eye(a.shape[1], dtype=np.float32), a[units], b[units], mode=mode)
+        raw_thr, raw_acc = best_threshold(raw_cos, pos)  # raw never trains: every pair is out-of-sample
+        lens_thr, lens_acc = best_threshold(result.oof_lens, pos)  # the start's cosines when not trained
+        summary["threshold"] = {
+            "raw": float(raw_thr),
+            "lens": float(lens_thr),
+            "source": "out-of-fold cosines of the training pairs",
+            "oof_accuracy_raw": float(raw_acc),
+            "oof_accuracy_lens": float(lens_acc),
+        }
     return result, summary

@@ -1,21 +1,47 @@
-"""Retrieval objective: InfoNCE over (query, relevant document) pairs.
+"""Retrieval objective: InfoNCE over (query, relevant document) items, plus pseudo-queries.
 
-Each step scores a batch of queries against their positives (in-batch negatives for the other
-queries), ``n_random`` random corpus documents and ``n_hard`` hard negatives per query mined with
-FAISS under the current lens (re-mined every epoch). Known positives of a query are never used as
-its negatives.
+An item is one labelled (query, relevant document) pair, or one pseudo-query made from a document
+(its title or leading sentence, see :func:`embedlens.datasets.pseudo_queries`) paired with that
+document. Pseudo-queries give a training signal for documents no labelled query touches; they are
+training-only (validation always uses real held-out queries) and their weight in the loss is
+chosen by cross-validation.
+
+Each step scores every item against its positive, ``n_hard`` hard negatives mined once under the
+raw matrix (never a known positive of the item) and a window of documents from a shared random
+pool (known positives masked). Raw dot products with all of them are computed once; with the
+residual ``W = I + A·Bᵀ`` a step then costs ``O(items · candidates · r)``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embedlens._arrays import l2_normalize
 from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
-from embedlens.stats import paired_uplift
+from embedlens.stats import Uplift, paired_uplift
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
+
+if TYPE_CHECKING:
+    import torch
+
+    from embedlens.training.residual import ResidualLens
+
+__all__ = ["RetrievalObjective", "retrieval_ndcg10", "train_retrieval"]
+
+#: raw score of a masked candidate: finite (no NaN gradient), and exp() of it is 0.
+_MASKED = -1.0e4
+#: shared negative pool (the whole corpus when smaller) and the window of it used per step.
+POOL_SIZE = 4096
+WINDOW = 512
+#: pseudo-queries drawn per step (all labelled items are in every step).
+PSEUDO_PER_STEP = 2048
+#: learning rates tried by cross-validation when none is given (``search`` widens the list).
+DEFAULT_LRS = (1e-2,)
+SEARCH_LRS = (3e-3, 1e-2, 3e-2)
 
 
 def retrieval_ndcg10(
@@ -23,9 +49,179 @@ def retrieval_ndcg10(
 ) -> np.ndarray:
     """Per-query nDCG@10 ``(n,)`` of ``queries`` ``(n, d)`` against all ``docs`` ``(N, d)`` through ``w``."""
     doc_side = docs @ w if mode == "symmetric" else docs
-    index = build_index(doc_side)
-    ranked = search(index, queries @ w, 10)
+    ranked = search(build_index(doc_side), queries @ w, 10)
     return per_query_metrics(ranked, qrels, (10,))["ndcg@10"]
+
+
+def subset_qrels(qrels: QrelsIndex, rows: np.ndarray) -> QrelsIndex:
+    """The judgements of query rows ``rows`` (renumbered ``0..len(rows)-1``)."""
+    q = qrels.keys // qrels.n_docs
+    d = qrels.keys % qrels.n_docs
+    new_row = np.full(qrels.n_queries, -1, dtype=np.int64)
+    new_row[rows] = np.arange(len(rows))
+    keep = new_row[q] >= 0
+    return QrelsIndex.from_pairs(new_row[q[keep]], d[keep], qrels.grades[keep], len(rows), qrels.n_docs)
+
+
+class RetrievalObjective:
+    """InfoNCE on labelled and pseudo items; per-query nDCG@10 validation on labelled queries."""
+
+    batch_size: int | None = None
+
+    def __init__(
+        self,
+        queries: np.ndarray,
+        docs: np.ndarray,
+        qrels: QrelsIndex,
+        *,
+        mode: str = "query",
+        pseudo_queries: np.ndarray | None = None,
+        pseudo_docs: np.ndarray | None = None,
+        temperature: float = 0.05,
+        n_hard: int = 32,
+        seed: int = 0,
+    ) -> None:
+        import torch
+
+        self.mode = mode
+        self.temperature = temperature
+        q = l2_normalize(np.array(queries, dtype=np.float32))
+        d = l2_normalize(np.array(docs, dtype=np.float32))
+        nq, self.dim = q.shape
+        n_docs = d.shape[0]
+        self.queries, self.docs, self.qrels = q, d, qrels
+        positive = qrels.grades > 0
+        lq, ld = qrels.keys[positive] // n_docs, qrels.keys[positive] % n_docs  # sorted by query
+        pq = np.zeros((0, self.dim), np.float32) if pseudo_queries is None else l2_normalize(np.array(pseudo_queries, dtype=np.float32))
+        pd = np.zeros(0, np.int64) if pseudo_docs is None else np.asarray(pseudo_docs, dtype=np.int64)
+        n_lab, n_ps = len(lq), len(pq)
+        self.item_q = np.ascontiguousarray(np.concatenate([q[lq], pq]))  # (n, d)
+        self.item_doc = np.concatenate([ld, pd]).astype(np.int64)  # (n,)
+        self.is_pseudo = np.arange(n_lab + n_ps) >= n_lab
+        self.validatable = ~self.is_pseudo
+        self.groups = np.concatenate([lq, nq + np.arange(n_ps)])
+        self.item_query = np.concatenate([lq, np.full(n_ps, -1)])
+        n = len(self.item_doc)
+        # known positives of every item (cells masked as negatives): every positive of a labelled
+        # item's query; a pseudo item's own document
+        starts = np.searchsorted(lq, lq, side="left")
+        counts = np.searchsorted(lq, lq, side="right") - starts
+        offs = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        mask_rows = np.concatenate([np.repeat(np.arange(n_lab), counts), np.arange(n_lab, n)])
+        mask_cols = np.concatenate([ld[np.repeat(starts, counts) + offs], pd])
+        rng = np.random.default_rng(seed)
+        q_t, d_t = torch.from_numpy(self.item_q), torch.from_numpy(d)
+        # the shared pool in a random order; raw scores of every item against it, known positives masked
+        self.pool = rng.permutation(n_docs)[:POOL_SIZE]
+        pool_col = np.full(n_docs, -1, dtype=np.int64)
+        pool_col[self.pool] = np.arange(len(self.pool))
+        r_pool = q_t @ d_t[torch.from_numpy(self.pool)].T  # (n, pool)
+        inpool = pool_col[mask_cols] >= 0
+        r_pool[torch.from_numpy(mask_rows[inpool]), torch.from_numpy(pool_col[mask_cols[inpool]])] = _MASKED
+        self.r_pool = r_pool
+        # hard negatives mined once under the raw matrix, never a known positive (in blocks of items)
+        k_hard = max(0, min(n_hard, n_docs - 1))
+        hard = np.zeros((n, k_hard), dtype=np.int64)
+        order = np.argsort(mask_rows, kind="stable")
+        mr, mc = mask_rows[order], mask_cols[order]
+        for lo in range(0, n if k_hard else 0, 2048):
+            hi = min(n, lo + 2048)
+            block = q_t[lo:hi] @ d_t.T  # (b, N)
+            a, b = np.searchsorted(mr, [lo, hi])
+            block[torch.from_numpy(mr[a:b] - lo), torch.from_numpy(mc[a:b])] = _MASKED
+            hard[lo:hi] = torch.topk(block, k_hard, dim=1).indices.numpy()
+        self.hard = torch.from_numpy(hard)
+        self.r_hard = torch.from_numpy(np.einsum("nd,nkd->nk", self.item_q, d[hard]).astype(np.float32))
+        self.r_pos = torch.from_numpy(np.einsum("nd,nd->n", self.item_q, d[self.item_doc]).astype(np.float32))
+        self.q_t, self.d_t = q_t, d_t
+        self.item_doc_t = torch.from_numpy(self.item_doc)
+        self.pool_t = torch.from_numpy(self.pool)
+        self._doc_index: Any = None
+        self._qrels_of: dict[bytes, QrelsIndex] = {}
+
+    # -- training
+    def train_items(self, hp: Mapping[str, Any], labelled: np.ndarray) -> np.ndarray:
+        """The labelled rows given, plus every pseudo item when its weight is above 0."""
+        pseudo = np.flatnonzero(self.is_pseudo) if float(hp.get("pseudo_weight", 0.0)) > 0 else np.zeros(0, np.int64)
+        return np.concatenate([labelled, pseudo]).astype(np.int64)
+
+    def loss(self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator) -> torch.Tensor:
+        """``mean(labelled InfoNCE) + pseudo_weight · mean(pseudo InfoNCE)`` over ``items``."""
+        import torch
+
+        ps = self.is_pseudo[items]
+        if int(ps.sum()) > PSEUDO_PER_STEP:
+            items = np.concatenate([items[~ps], gen.choice(items[ps], size=PSEUDO_PER_STEP, replace=False)])
+            ps = self.is_pseudo[items]
+        it = torch.from_numpy(items)
+        s = min(WINDOW, len(self.pool))
+        start = int(gen.integers(0, len(self.pool) - s + 1))
+        window = self.pool_t[start : start + s]
+        hard = self.hard[it]  # (m, K)
+        cand = torch.cat([self.item_doc_t[it], hard.reshape(-1), window])
+        uniq, inv = torch.unique(cand, return_inverse=True)
+        m, k = hard.shape
+        i_pos, i_hard, i_win = inv[:m], inv[m : m + m * k].reshape(m, k), inv[m + m * k :]
+        q = self.q_t[it]  # (m, d)
+        u_q, v_q = lens.left(q), lens.right(q)  # (m, r)
+        q_norm = lens.sq_norm(q, u_q, v_q, torch.ones(m)).clamp_min(1e-12).rsqrt()  # (m,)
+        dc = self.d_t[uniq]  # (c, d) the documents this step touches
+        v_d = lens.right(dc)  # (c, r)
+        if self.mode == "symmetric":
+            u_d = lens.left(dc)
+            d_norm = lens.sq_norm(dc, u_d, v_d, torch.ones(len(uniq))).clamp_min(1e-12).rsqrt()  # (c,)
+            g = lens.gram()
+            u_qg = u_q if g is None else u_q @ g
+
+            def delta(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:  # (m, j) for doc rows cols (m, j)
+                return torch.einsum("mr,mjr->mj", u_q, v_d[cols]) + torch.einsum("mr,mjr->mj", v_q, u_d[cols]) + torch.einsum("mr,mjr->mj", u_qg, u_d[cols])
+
+            pos = (self.r_pos[it] + delta(it, i_pos[:, None])[:, 0]) * d_norm[i_pos]
+            hard_s = (self.r_hard[it] + delta(it, i_hard)) * d_norm[i_hard]
+            win_delta = u_q @ v_d[i_win].T + v_q @ u_d[i_win].T + u_qg @ u_d[i_win].T
+            win_s = (self.r_pool[it, start : start + s] + win_delta) * d_norm[i_win][None, :]
+        else:
+            pos = self.r_pos[it] + (u_q * v_d[i_pos]).sum(1)
+            hard_s = self.r_hard[it] + torch.einsum("mr,mkr->mk", u_q, v_d[i_hard])
+            win_s = self.r_pool[it, start : start + s] + u_q @ v_d[i_win].T
+        temperature = float(hp.get("temperature", self.temperature))
+        logits = torch.cat([pos[:, None], hard_s, win_s], dim=1) * (q_norm[:, None] / temperature)
+        per_item = torch.logsumexp(logits, dim=1) - logits[:, 0]  # (m,)
+        n_ps = int(ps.sum())
+        n_lab = len(items) - n_ps
+        weight = float(hp.get("pseudo_weight", 0.0))
+        if n_lab == 0:
+            w = np.full(len(items), 1.0 / max(n_ps, 1))
+        else:
+            w = np.where(ps, weight / max(n_ps, 1), 1.0 / n_lab)
+        return (per_item * torch.from_numpy(w.astype(np.float32))).sum()
+
+    # -- validation: the unit is a labelled query
+    def score_units(self, items: np.ndarray) -> np.ndarray:
+        """The query rows of labelled item rows ``items``."""
+        return np.unique(self.item_query[items])
+
+    def scores(self, w: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Per-query nDCG@10 of query rows ``units`` through ``w`` over the whole corpus (exact)."""
+        key = units.tobytes()
+        if key not in self._qrels_of:
+            self._qrels_of[key] = subset_qrels(self.qrels, units)
+        if self.mode == "symmetric":
+            index = build_index(self.docs @ w)
+        else:
+            if self._doc_index is None:
+                self._doc_index = build_index(self.docs)
+            index = self._doc_index
+        ranked = search(index, self.queries[units] @ w, 10)
+        return per_query_metrics(ranked, self._qrels_of[key], (10,))["ndcg@10"]
+
+    def metric(self, scores: np.ndarray, units: np.ndarray) -> float:
+        """Mean nDCG@10."""
+        return float(np.mean(scores))
+
+    def uplift(self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float) -> Uplift:
+        """Paired bootstrap of the mean per-query gain."""
+        return paired_uplift(raw, lens, seed=seed, alpha=alpha)
 
 
 def train_retrieval(
@@ -34,137 +230,54 @@ def train_retrieval(
     qrels: QrelsIndex,
     config: TrainConfig,
     *,
-    val_rows: np.ndarray,
+    pseudo_queries: np.ndarray | None = None,
+    pseudo_docs: np.ndarray | None = None,
 ) -> tuple[FitResult, dict[str, Any]]:
-    """Train a lens for retrieval.
+    """Train a lens for retrieval, every setting chosen by k-fold cross-validation over queries.
 
     Args:
         queries: raw embeddings of the judged training queries ``(nq, d)`` float32.
         docs: raw embeddings of the whole corpus ``(N, d)`` float32.
         qrels: judgements of those queries over the corpus.
         config: options (see :class:`TrainConfig`).
-        val_rows: boolean ``(nq,)``: queries held out for model selection.
+        pseudo_queries: raw (query-side) embeddings of pseudo-queries ``(P, d)``, training-only.
+        pseudo_docs: the document row of each pseudo-query ``(P,)``.
 
     Returns:
-        The fit result and a summary (validation metric of the start and of the chosen lens).
+        The fit result (weights ``(d, d_out)``) and a summary for the lens metadata.
     """
-    import torch
-    import torch.nn.functional as F
-
-    nq, d = queries.shape
-    n_docs = docs.shape[0]
-    q_all = qrels.keys // n_docs
-    d_all = qrels.keys % n_docs
-    positive = qrels.grades > 0
-    val_rows = np.asarray(val_rows, dtype=bool)
-    if val_rows.all() or not val_rows.any():
-        msg = f"validation split must leave training queries on both sides (val {int(val_rows.sum())}/{nq})"
-        raise ValueError(msg)
-    train_pairs = positive & ~val_rows[q_all]
-    pq, pd = q_all[train_pairs], d_all[train_pairs]  # (P,) training (query, doc) rows
-    pos_keys = qrels.keys[positive]  # sorted
-    val_q = np.flatnonzero(val_rows)
-    val_qrels = _subset_qrels(qrels, val_q)
-    train_q = np.flatnonzero(~val_rows)
-
-    init = initial_matrix(docs, config.dim)
-    q_t = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-    d_t = torch.from_numpy(np.ascontiguousarray(docs, dtype=np.float32))
-    pq_t, pd_t = torch.from_numpy(pq), torch.from_numpy(pd)
-    rng = np.random.default_rng(config.seed)
-    hard = np.zeros((nq, 0), dtype=np.int64)
-
-    def mine(w: np.ndarray, epoch: int) -> None:
-        nonlocal hard
-        if config.n_hard <= 0:
-            return
-        doc_side = docs @ w if config.mode == "symmetric" else docs
-        ranked = search(build_index(doc_side), queries[train_q] @ w, config.hard_pool + 10)
-        keys = train_q[:, None].astype(np.int64) * n_docs + ranked
-        pos = np.searchsorted(pos_keys, keys).clip(0, len(pos_keys) - 1)
-        is_pos = (pos_keys[pos] == keys) | (ranked < 0)
-        ranked = np.where(is_pos, -1, ranked)
-        # keep the first hard_pool non-positive ids per query (stable sort moves -1 to the end)
-        order = np.argsort(ranked < 0, axis=1, kind="stable")
-        pool = np.take_along_axis(ranked, order, axis=1)[:, : config.hard_pool]
-        pool = np.where(pool < 0, rng.integers(0, n_docs, size=pool.shape), pool)
-        hard = np.zeros((nq, config.hard_pool), dtype=np.int64)
-        hard[train_q] = pool
-
-    def loss_fn(w: Any, idx: Any) -> Any:
-        bq, bd = pq_t[idx], pd_t[idx]  # (B,)
-        b = bq.shape[0]
-        parts = [bd.numpy(), rng.integers(0, n_docs, size=config.n_random)]
-        if hard.shape[1]:
-            cols = rng.integers(0, hard.shape[1], size=(b, config.n_hard))
-            parts.append(hard[bq.numpy()[:, None], cols].ravel())
-        cand = np.concatenate(parts)  # (C,) candidate doc rows; first B are the positives
-        keys = bq.numpy()[:, None].astype(np.int64) * n_docs + cand[None, :]  # (B, C)
-        pos = np.searchsorted(pos_keys, keys).clip(0, len(pos_keys) - 1)
-        mask = pos_keys[pos] == keys  # known positives...
-        mask[np.arange(b), np.arange(b)] = False  # ...except each query's own target
-        qv = F.normalize(q_t[bq] @ w, dim=1)  # (B, k)
-        dc = d_t[torch.from_numpy(cand)]  # (C, d)
-        dv = F.normalize(dc @ w if config.mode == "symmetric" else dc, dim=1)  # (C, k)
-        logits = qv @ dv.T / config.temperature  # (B, C)
-        logits = logits.masked_fill(torch.from_numpy(mask), float("-inf"))
-        return F.cross_entropy(logits, torch.arange(b))
-
-    mode: str = config.mode or "query"  # resolved by TrainConfig; never None here
-
-    def val_fn(w: np.ndarray) -> float:
-        return float(retrieval_ndcg10(w, queries[val_q], docs, val_qrels, mode=mode).mean())
-
-    def accept(best: np.ndarray, start: np.ndarray) -> tuple[bool, str]:
-        per_start = retrieval_ndcg10(start, queries[val_q], docs, val_qrels, mode=mode)
-        per_best = retrieval_ndcg10(best, queries[val_q], docs, val_qrels, mode=mode)
-        u = paired_uplift(per_start, per_best, seed=config.seed)
-        lo, hi = u.ci95
-        return u.ci95[0] > 0, f"the gain {u.delta:+.4f} is not significant (95% CI [{lo:+.4f}, {hi:+.4f}])"
-
-    result = fit(
-        init,
-        len(pq),
-        loss_fn,
-        val_fn,
-        config,
-        on_epoch_start=mine,
-        accept=accept if config.require_significant else None,
-        desc="training (retrieval)",
+    mode = config.mode or "query"
+    start = initial_matrix(docs, config.dim)  # identity, or PCA axes (d, k) when reducing
+    reduce = start.shape[1] != start.shape[0]
+    project = (lambda x: x @ start) if reduce else (lambda x: x)
+    has_pseudo = pseudo_queries is not None and len(pseudo_queries) > 0
+    obj = RetrievalObjective(
+        project(queries),
+        project(docs),
+        qrels,
+        mode=mode,
+        pseudo_queries=project(pseudo_queries) if has_pseudo and pseudo_queries is not None else None,
+        pseudo_docs=pseudo_docs if has_pseudo else None,
+        temperature=config.temperature,
+        n_hard=config.n_hard,
+        seed=config.seed,
     )
+    lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.search else DEFAULT_LRS)
+    grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": (config.rank,), "reg": (config.reg,)}
+    if has_pseudo:
+        grid["pseudo_weight"] = (0.0, 1.0) if config.pseudo_queries == "auto" else (1.0,)
+    if config.search:
+        grid["temperature"] = (0.05, 0.1)
+    result = fit(obj, config, grid, desc="training (retrieval)")
+    if reduce:
+        result.weights = np.ascontiguousarray(start @ result.weights, dtype=np.float32)
+    elif not result.trained:
+        result.weights = start
     summary: dict[str, Any] = {
         "objective": "retrieval",
-        "lr": config.lr,
-        "train_queries": int(len(train_q)),
-        "val_queries": int(len(val_q)),
-        "train_pairs": int(len(pq)),
+        "train_queries": int(queries.shape[0]),
+        "train_pairs": int((qrels.grades > 0).sum()),
+        "pseudo_queries": int(len(pseudo_queries)) if has_pseudo and pseudo_queries is not None else 0,
         "val_metric": "ndcg@10",
-        "val_start": result.curve[0]["val"],
-        "val_best": result.best_val,
     }
-    if config.refit and result.best_epoch > 0:
-        all_pairs = positive
-        pq_t, pd_t = torch.from_numpy(q_all[all_pairs]), torch.from_numpy(d_all[all_pairs])
-        train_q = np.arange(nq)
-        refit = fit(
-            init,
-            int(all_pairs.sum()),
-            loss_fn,
-            val_fn,
-            config,
-            epochs=result.best_epoch,
-            on_epoch_start=mine,
-            desc="refit (train + val)",
-        )
-        result = result.refitted(refit.weights)
-        summary["refit"] = True
     return result, summary
-
-
-def _subset_qrels(qrels: QrelsIndex, rows: np.ndarray) -> QrelsIndex:
-    q = qrels.keys // qrels.n_docs
-    d = qrels.keys % qrels.n_docs
-    new_row = np.full(qrels.n_queries, -1, dtype=np.int64)
-    new_row[rows] = np.arange(len(rows))
-    keep = new_row[q] >= 0
-    return QrelsIndex.from_pairs(new_row[q[keep]], d[keep], qrels.grades[keep], len(rows), qrels.n_docs)

@@ -35,7 +35,7 @@ def lens_dirs(tmp_path_factory: pytest.TempPathFactory, local_embedder) -> dict[
     out = {}
     for mode in ("symmetric", "query"):
         lens = train_lens(
-            demo_data_dir(), local_embedder, TrainConfig(mode=mode, progress=False, max_epochs=4)
+            demo_data_dir(), local_embedder, TrainConfig(mode=mode, progress=False, max_steps=4)
         ).lens
         # make sure the lens is not the identity, so tests can tell projected from raw vectors
         import numpy as np

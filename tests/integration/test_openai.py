@@ -224,7 +224,7 @@ def test_openai_as_base_everywhere_and_key_never_stored(
                 "--cache",
                 str(cache),
                 "--quiet",
-                "--epochs",
+                "--max-steps",
                 "2",
             ]
         )

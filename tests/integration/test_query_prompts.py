@@ -87,7 +87,7 @@ def test_training_and_evaluation_use_the_query_prompt(
 
     emb = open_embedder(str(prompted_dir), cache_dir=tmp_path / "cache")
     emb.progress = False
-    cfg = TrainConfig(progress=False, max_epochs=1, refit=False, val_fraction=0.25)
+    cfg = TrainConfig(progress=False, max_steps=1)
     lens = train_lens(tiny_beir, emb, cfg).lens
     ds = read_beir(tiny_beir)
     cache = EmbeddingCache(tmp_path / "cache")

@@ -481,7 +481,7 @@ def test_beir_training_and_evaluation_embed_queries_as_queries(tiny_beir: Path) 
     base = QueryHash()
     emb = open_embedder(base=base, no_cache=True)
     lens = train_lens(
-        tiny_beir, emb, TrainConfig(progress=False, max_epochs=1, refit=False, val_fraction=0.25)
+        tiny_beir, emb, TrainConfig(progress=False, max_steps=1)
     ).lens
     ds = read_beir(tiny_beir)
     train_q = set(ds.split_queries("train")[1])
@@ -502,7 +502,7 @@ def test_pairs_text_1_is_the_query_side(tmp_path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
     base = QueryHash()
     emb = open_embedder(base=base, no_cache=True)
-    lens = train_lens(path, emb, TrainConfig(progress=False, max_epochs=1, refit=False)).lens
+    lens = train_lens(path, emb, TrainConfig(progress=False, max_steps=1)).lens
     assert base.query_texts and all(t.startswith("question") for t in base.query_texts)
     assert not any(t.startswith("question") for t in base.doc_texts)
     base.query_texts.clear()
@@ -516,7 +516,9 @@ def test_training_inputs_and_missing_count_each_side(tmp_path: Path, tiny_beir: 
 
     docs, queries = training_inputs(tiny_beir)
     ds = read_beir(tiny_beir)
-    assert docs == ds.corpus_texts and queries == ds.split_queries("train")[1]
+    pseudo, _ = ds.pseudo_queries("auto")  # the titles, embedded as queries
+    assert docs == ds.corpus_texts and queries == ds.split_queries("train")[1] + pseudo
+    assert pseudo == [f"topic {i}" for i in range(12)]
     emb = CachedEmbedder(QueryHash(), EmbeddingCache(tmp_path), progress=False)
     emb.embed(queries)  # stored as documents: the query rows are still missing
     assert set(emb.missing(docs, queries)) == set(docs) | set(queries)

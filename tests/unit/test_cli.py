@@ -32,7 +32,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[
             "--cache",
             str(cache_dir),
             "--quiet",
-            "--epochs",
+            "--max-steps",
             "3",
         ]
     )
@@ -180,7 +180,7 @@ def test_pairs_file_train_evaluate_with_histograms(tmp_path: Path, cache_dir: Pa
                 "--cache",
                 str(cache_dir),
                 "--quiet",
-                "--epochs",
+                "--max-steps",
                 "2",
             ]
         )
@@ -224,7 +224,7 @@ def test_search_grid_chosen_on_validation(tmp_path: Path, cache_dir: Path) -> No
                 "--cache",
                 str(cache_dir),
                 "--quiet",
-                "--epochs",
+                "--max-steps",
                 "2",
                 "--search",
             ]
@@ -232,5 +232,6 @@ def test_search_grid_chosen_on_validation(tmp_path: Path, cache_dir: Path) -> No
         == 0
     )
     meta = json.loads((out / "lens.json").read_text())["metadata"]["training"]
-    assert len(meta["search"]) == 6  # 3 learning rates x 2 temperatures
-    assert meta["val_best"] == max(p["val"] for p in meta["search"])
+    points = {(p["lr"], p["temperature"], p["pseudo_weight"]) for p in meta["grid"]}
+    assert len(points) == 12  # 3 learning rates x 2 temperatures x pseudo-query weight 0 / 1
+    assert meta["val_best"] == max([meta["val_start"]] + [p["cv"] for p in meta["grid"]])

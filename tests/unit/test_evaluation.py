@@ -100,7 +100,7 @@ def test_plots_written(tmp_path: Path) -> None:
         tmp_path / "m.png",
     )
     p3 = plot_validation_curve(
-        [{"epoch": 0, "train_loss": float("nan"), "val": 0.5}, {"epoch": 1, "train_loss": 1.0, "val": 0.6}],
+        [{"steps": 0, "cv": 0.5}, {"steps": 10, "cv": 0.6}],
         tmp_path / "v.png",
         metric="ndcg@10",
         chosen=1,

@@ -40,12 +40,13 @@ def fast_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def fake_train(data: object, embedder: object, config: Any, **kw: object) -> object:
         w = np.eye(16, dtype=np.float32) + 0.1 * np.random.default_rng(config.seed).standard_normal((16, 16))
-        curve = [{"epoch": 0, "val": 0.5, "train_loss": 1.0}, {"epoch": 1, "val": 0.6, "train_loss": 0.9}]
+        curve = [{"steps": 0, "cv": 0.5}, {"steps": 10, "cv": 0.6}]
         training = {
             "val_metric": "ndcg@10",
             "val_start": 0.5,
             "val_best": 0.6,
-            "chosen_epoch": 1,
+            "chosen_steps": 10,
+            "cv_folds": 5,
             "reason": "r",
         }
         lens = Lens(w, mode="query", metadata={"base_model": "hash-test", "training": training})
@@ -72,7 +73,7 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 def _train(data: Path, out: Path, *extra: str) -> int:
     return main(
-        ["train", "--data", str(data), "--out", str(out), "--no-cache", "--quiet", "--epochs", "1", *extra]
+        ["train", "--data", str(data), "--out", str(out), "--no-cache", "--quiet", "--max-steps", "1", *extra]
     )
 
 
@@ -511,7 +512,7 @@ def test_default_cache_dir_is_an_input_checked_before_training(
     monkeypatch.setattr(embedlens.pipeline, "train_lens", no_training)
 
     def _train(data: Path, out: Path) -> int:  # with the cache (``--no-cache`` uses none)
-        return main(["train", "--data", str(data), "--out", str(out), "--quiet", "--epochs", "1"])
+        return main(["train", "--data", str(data), "--out", str(out), "--quiet", "--max-steps", "1"])
 
     out = tmp_path / "o1"
     monkeypatch.setenv("EMBEDLENS_CACHE_DIR", str(out / "cache"))

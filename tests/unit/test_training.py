@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,12 +37,8 @@ def test_retrieval_lens_undoes_hidden_distortion() -> None:
     queries, docs, qrels, target, oracle = _distorted_retrieval()
     train, test = np.arange(200), np.arange(200, 300)
     train_qrels = QrelsIndex.from_pairs(np.arange(200), target[train], np.ones(200), 200, len(docs))
-    val = np.zeros(200, bool)
-    val[:40] = True
-    cfg = TrainConfig(
-        mode="symmetric", progress=False, max_epochs=60, patience=10, lr=3e-3, n_random=128, refit=False
-    )
-    result, summary = train_retrieval(queries[train], docs, train_qrels, cfg, val_rows=val)
+    cfg = TrainConfig(mode="symmetric", progress=False, max_steps=100, rank=16)
+    result, summary = train_retrieval(queries[train], docs, train_qrels, cfg)
     test_qrels = QrelsIndex.from_pairs(np.arange(100), target[test], np.ones(100), 100, len(docs))
     raw = retrieval_ndcg10(
         np.eye(16, dtype=np.float32), queries[test], docs, test_qrels, mode="symmetric"
@@ -51,65 +48,159 @@ def test_retrieval_lens_undoes_hidden_distortion() -> None:
     assert raw < 0.5 < best
     assert lens > raw + 0.25, (raw, lens, best)
     assert lens > 0.8 * best
-    assert result.best_epoch > 0 and summary["val_best"] > summary["val_start"]
+    assert result.trained and result.chosen_steps > 0 and result.cv_best > result.cv_start
+    assert summary["val_metric"] == "ndcg@10"
+
+
+def _distorted_pairs(seed: int, n: int = 1200, d: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rot, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    half = d // 2
+    sig_a = rng.standard_normal((n, half))
+    labels = np.where(rng.random(n) < 0.5, 1.0, -1.0).astype(np.float32)
+    sig_b = np.where(
+        labels[:, None] > 0, sig_a + 0.3 * rng.standard_normal((n, half)), rng.standard_normal((n, half))
+    )
+    a = (np.hstack([sig_a, 3 * rng.standard_normal((n, half))]) @ rot).astype(np.float32)
+    b = (np.hstack([sig_b, 3 * rng.standard_normal((n, half))]) @ rot).astype(np.float32)
+    return a, b, labels
 
 
 def test_pairs_lens_undoes_hidden_distortion() -> None:
-    rng = np.random.default_rng(1)
-    n, d = 1200, 12
-    rot, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    sig_a = rng.standard_normal((n, 6))
-    labels = np.where(rng.random(n) < 0.5, 1.0, -1.0).astype(np.float32)
-    sig_b = np.where(
-        labels[:, None] > 0, sig_a + 0.3 * rng.standard_normal((n, 6)), rng.standard_normal((n, 6))
-    )
-    a = (np.hstack([sig_a, 3 * rng.standard_normal((n, 6))]) @ rot).astype(np.float32)
-    b = (np.hstack([sig_b, 3 * rng.standard_normal((n, 6))]) @ rot).astype(np.float32)
-    from embedlens.training.pairs import pair_val_metric
+    from embedlens.training.pairs import pair_cosines_through, pair_score
 
-    fit_rows, test_rows = np.arange(800), np.arange(800, n)
-    val = np.zeros(800, bool)
-    val[:150] = True
-    cfg = TrainConfig(mode="symmetric", progress=False, max_epochs=40, lr=3e-3, refit=False)
-    result, _ = train_pairs(a[fit_rows], b[fit_rows], labels[fit_rows], cfg, binary=True, val_mask=val)
-    raw = pair_val_metric(
-        np.eye(d, dtype=np.float32),
-        a[test_rows],
-        b[test_rows],
-        labels[test_rows],
-        mode="symmetric",
-        binary=True,
+    a, b, labels = _distorted_pairs(1)
+    d = a.shape[1]
+    fit_rows, test_rows = np.arange(800), np.arange(800, 1200)
+    cfg = TrainConfig(mode="symmetric", progress=False, max_steps=60)
+    result, summary = train_pairs(
+        a[fit_rows], b[fit_rows], labels[fit_rows], cfg, binary=True, groups=np.arange(800)
     )
-    lens = pair_val_metric(
-        result.weights, a[test_rows], b[test_rows], labels[test_rows], mode="symmetric", binary=True
-    )
+
+    def auc(w: np.ndarray) -> float:
+        cos = pair_cosines_through(w, a[test_rows], b[test_rows], mode="symmetric")
+        return pair_score(cos, labels[test_rows], binary=True)
+
+    raw, lens = auc(np.eye(d, dtype=np.float32)), auc(result.weights)
     assert lens > raw + 0.1, (raw, lens)
+    assert set(summary["threshold"]) >= {"raw", "lens", "source"}
 
 
-def test_pure_noise_labels_fall_back_to_identity() -> None:
-    rng = np.random.default_rng(2)
-    n, d = 600, 12
-    a = rng.standard_normal((n, d)).astype(np.float32)
-    b = rng.standard_normal((n, d)).astype(np.float32)
-    labels = np.where(rng.random(n) < 0.5, 1.0, -1.0).astype(np.float32)
-    val = np.zeros(n, bool)
-    val[:150] = True
-    result, _ = train_pairs(
-        a, b, labels, TrainConfig(progress=False, max_epochs=15), binary=True, val_mask=val
+def test_pure_noise_pairs_fall_back_to_identity() -> None:
+    """Cross-validation with its corrected significance check ships the identity on pure noise."""
+    for seed in range(4):
+        rng = np.random.default_rng(100 + seed)
+        n, d = 600, 12
+        a = rng.standard_normal((n, d)).astype(np.float32)
+        b = rng.standard_normal((n, d)).astype(np.float32)
+        labels = np.where(rng.random(n) < 0.5, 1.0, -1.0).astype(np.float32)
+        cfg = TrainConfig(progress=False, max_steps=60, seed=seed)
+        result, _ = train_pairs(a, b, labels, cfg, binary=True, groups=np.arange(n))
+        assert not result.trained, (seed, result.reason)
+        np.testing.assert_array_equal(result.weights, np.eye(d, dtype=np.float32))
+        assert "never worse than raw" in result.reason
+
+
+def test_pure_noise_retrieval_falls_back_to_identity() -> None:
+    """Queries whose relevant documents are drawn at random: nothing to learn, the identity ships."""
+    for seed in range(3):
+        rng = np.random.default_rng(200 + seed)
+        n_docs, n_q, d = 300, 200, 16
+        docs = rng.standard_normal((n_docs, d)).astype(np.float32)
+        queries = rng.standard_normal((n_q, d)).astype(np.float32)
+        qrels = QrelsIndex.from_pairs(np.arange(n_q), rng.integers(0, n_docs, n_q), np.ones(n_q), n_q, n_docs)
+        result, _ = train_retrieval(
+            queries, docs, qrels, TrainConfig(progress=False, max_steps=60, seed=seed)
+        )
+        assert not result.trained, (seed, result.reason)
+        np.testing.assert_array_equal(result.weights, np.eye(d, dtype=np.float32))
+
+
+def test_pseudo_queries_alone_recover_distortion_on_unlabelled_documents() -> None:
+    """Labelled queries touch 40 documents; pseudo-queries (one per document) teach the lens the rest.
+
+    Test queries are about the other 260 documents, which no labelled query touches. The lens
+    trained with pseudo-queries must recover most of the oracle's gain there; it chooses a
+    pseudo-query weight above 0 by cross-validation.
+    """
+    rng = np.random.default_rng(7)
+    n_docs, d = 300, 16
+    signal = rng.standard_normal((n_docs, 8))
+    rot, _ = np.linalg.qr(rng.standard_normal((d, d)))
+
+    def query_like(rows: np.ndarray) -> np.ndarray:
+        noisy = signal[rows] + 0.3 * rng.standard_normal((len(rows), 8))
+        return (np.hstack([noisy, 3 * rng.standard_normal((len(rows), 8))]) @ rot).astype(np.float32)
+
+    docs = (np.hstack([signal, 3 * rng.standard_normal((n_docs, 8))]) @ rot).astype(np.float32)
+    seen_docs = np.arange(40)
+    unseen_docs = np.arange(40, n_docs)
+    lab_target = np.repeat(seen_docs, 2)  # 80 labelled queries, two per seen document
+    queries = query_like(lab_target)
+    qrels = QrelsIndex.from_pairs(np.arange(80), lab_target, np.ones(80), 80, n_docs)
+    pseudo = query_like(np.arange(n_docs))  # a "title" per document: its topic, its own nuisance
+    test_target = unseen_docs
+    test_q = query_like(test_target)
+    test_qrels = QrelsIndex.from_pairs(
+        np.arange(len(test_target)), test_target, np.ones(len(test_target)), len(test_target), n_docs
     )
-    assert result.best_epoch == 0
-    np.testing.assert_array_equal(result.weights, np.eye(d, dtype=np.float32))
-    assert "never worse than raw" in result.reason
+    cfg = TrainConfig(progress=False, max_steps=100)
+    with_pseudo, _ = train_retrieval(
+        queries, docs, qrels, cfg, pseudo_queries=pseudo, pseudo_docs=np.arange(n_docs)
+    )
+    oracle = (rot.T @ np.diag([1.0] * 8 + [0.0] * 8) @ rot).astype(np.float32)
+
+    def ndcg(w: np.ndarray) -> float:
+        return float(retrieval_ndcg10(w, test_q, docs, test_qrels, mode="query").mean())
+
+    raw, lens, best = ndcg(np.eye(d, dtype=np.float32)), ndcg(with_pseudo.weights), ndcg(oracle)
+    assert with_pseudo.trained and with_pseudo.chosen["pseudo_weight"] > 0, with_pseudo.reason
+    assert lens > raw + 0.5 * (best - raw), (raw, lens, best)
+
+
+def test_out_of_fold_scores_never_come_from_a_lens_trained_on_them() -> None:
+    """Every pooled out-of-fold score (and so the pair threshold) comes from a lens that did not see the pair."""
+    from embedlens.metrics import best_threshold
+    from embedlens.training import loop
+    from embedlens.training.pairs import PairsObjective
+
+    a, b, labels = _distorted_pairs(3, n=400)
+    trained_on: list[set[int]] = []
+    scored: list[tuple[int, set[int]]] = []
+    real_init, real_scores = loop._Run.__init__, PairsObjective.scores
+
+    def init(self: Any, obj: Any, items: np.ndarray, hp: Any, seed: int) -> None:
+        trained_on.append(set(items.tolist()))
+        real_init(self, obj, items, hp, seed)
+
+    def scores(self: Any, w: np.ndarray, units: np.ndarray) -> np.ndarray:
+        scored.append((id(w), set(units.tolist())))
+        return real_scores(self, w, units)
+
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop._Run, "__init__", init)
+        mp.setattr(PairsObjective, "scores", scores)
+        result, summary = train_pairs(
+            a, b, labels, TrainConfig(progress=False, max_steps=30), binary=True, groups=np.arange(400)
+        )
+    k = result.folds
+    folds = trained_on[:k]  # the first grid point's k fold runs
+    fold_units = [u for _, u in scored[k : 2 * k]]  # their first checkpoint (after the k raw scorings)
+    for f in range(k):
+        assert folds[f].isdisjoint(fold_units[f]) and len(fold_units[f]) > 0
+    assert set().union(*fold_units) == set(range(400))
+    pos = labels[result.oof_units] > 0
+    assert summary["threshold"]["lens"] == best_threshold(result.oof_lens, pos)[0]
 
 
 def test_training_is_deterministic_with_seed() -> None:
     queries, docs, _, target, _ = _distorted_retrieval(3)
     qrels = QrelsIndex.from_pairs(np.arange(100), target[:100], np.ones(100), 100, len(docs))
-    val = np.zeros(100, bool)
-    val[:20] = True
-    cfg = TrainConfig(progress=False, max_epochs=3, patience=5, n_random=64, refit=False)
-    r1, _ = train_retrieval(queries[:100], docs, qrels, cfg, val_rows=val)
-    r2, _ = train_retrieval(queries[:100], docs, qrels, cfg, val_rows=val)
+    cfg = TrainConfig(progress=False, max_steps=20, require_significant=False)
+    r1, _ = train_retrieval(queries[:100], docs, qrels, cfg)
+    r2, _ = train_retrieval(queries[:100], docs, qrels, cfg)
     np.testing.assert_array_equal(r1.weights, r2.weights)
 
 
@@ -123,14 +214,34 @@ def test_query_mode_lens_undoes_query_side_distortion() -> None:
     """A query lens (documents raw) learns to drop nuisance directions from the query side."""
     queries, docs, qrels, target, oracle = _distorted_retrieval(5)
     train_qrels = QrelsIndex.from_pairs(np.arange(200), target[:200], np.ones(200), 200, len(docs))
-    val = np.zeros(200, bool)
-    val[:40] = True
-    cfg = TrainConfig(progress=False, max_epochs=60, patience=10, lr=3e-3, n_random=128, refit=False)
-    result, _ = train_retrieval(queries[:200], docs, train_qrels, cfg, val_rows=val)
+    cfg = TrainConfig(progress=False, max_steps=100)
+    result, _ = train_retrieval(queries[:200], docs, train_qrels, cfg)
     test_qrels = QrelsIndex.from_pairs(np.arange(100), target[200:], np.ones(100), 100, len(docs))
     raw = retrieval_ndcg10(np.eye(16, dtype=np.float32), queries[200:], docs, test_qrels, mode="query").mean()
     lens = retrieval_ndcg10(result.weights, queries[200:], docs, test_qrels, mode="query").mean()
     assert lens > raw + 0.1, (raw, lens)
+
+
+def test_residual_lens_scores_match_the_dense_matrix() -> None:
+    """The rank-r shortcuts (norms, cross terms) equal the same quantities computed through W."""
+    import torch
+
+    from embedlens.training.residual import ResidualLens
+
+    for rank in (4, None):
+        lens = ResidualLens(10, rank, seed=1)
+        with torch.no_grad():
+            lens.a.normal_()
+        x, y = torch.randn(7, 10), torch.randn(7, 10)
+        w = torch.from_numpy(lens.matrix())
+        ux, vx, uy, vy = lens.left(x), lens.right(x), lens.left(y), lens.right(y)
+        torch.testing.assert_close(
+            lens.sq_norm(x, ux, vx, (x * x).sum(1)), ((x @ w) ** 2).sum(1), rtol=1e-4, atol=1e-4
+        )
+        torch.testing.assert_close(
+            lens.cross(ux, vx, uy, vy) + (x * y).sum(1), ((x @ w) * (y @ w)).sum(1), rtol=1e-4, atol=1e-4
+        )
+        torch.testing.assert_close(lens.penalty(), ((w - torch.eye(10)) ** 2).sum(), rtol=1e-4, atol=1e-4)
 
 
 def test_dim_reduction_starts_orthogonal() -> None:
@@ -140,6 +251,28 @@ def test_dim_reduction_starts_orthogonal() -> None:
     w = initial_matrix(x, 4)
     assert w.shape == (10, 4)
     np.testing.assert_allclose(w.T @ w, np.eye(4), atol=1e-5)
+
+
+def test_dense_pair_set_trains_with_a_warning(tmp_path: Path) -> None:
+    """120 usable pairs over 12 distinct texts, no split column: split by pair, with a warning that says so."""
+    import pytest
+
+    from embedlens.errors import EmbedlensWarning
+    from embedlens.pipeline import open_embedder, train_lens
+    from tests.conftest import HashEmbedder
+
+    texts = [f"text number {i}" for i in range(12)]
+    rows = ["text_1,text_2,label"]
+    rng = np.random.default_rng(0)
+    pairs = [(i, j) for i in range(12) for j in range(12) if i < j]
+    for i, j in [pairs[t] for t in rng.permutation(len(pairs))[:120]]:
+        rows.append(f"{texts[i]},{texts[j]},{1 if (i + j) % 2 else -1}")
+    path = tmp_path / "dense.csv"
+    path.write_text("\n".join(rows) + "\n")
+    emb = open_embedder(base=HashEmbedder(dim=16), no_cache=True)
+    with pytest.warns(EmbedlensWarning, match="by pair"):
+        out = train_lens(path, emb, TrainConfig(progress=False, max_steps=10))
+    assert out.lens.d_in == 16
 
 
 class _Recorder:
@@ -171,7 +304,7 @@ def test_no_test_split_text_reaches_training_pairs(tmp_path: Path) -> None:
     path = tmp_path / "pairs.csv"
     path.write_text("\n".join(rows) + "\n")
     rec = _Recorder()
-    train_lens(path, open_embedder(base=rec, no_cache=True), TrainConfig(progress=False, max_epochs=2))
+    train_lens(path, open_embedder(base=rec, no_cache=True), TrainConfig(progress=False, max_steps=2))
     _, test, _ = pairs_train_test(read_pairs(path))
     assert set(test.text_1 + test.text_2).isdisjoint(rec.seen)
 
@@ -184,7 +317,7 @@ def test_no_test_query_reaches_training_beir(tiny_beir: Path) -> None:
     train_lens(
         tiny_beir,
         open_embedder(base=rec, no_cache=True),
-        TrainConfig(progress=False, max_epochs=2, val_fraction=0.25),
+        TrainConfig(progress=False, max_steps=2),
     )
     ds = read_beir(tiny_beir)
     _, test_texts = ds.split_queries("test")
