@@ -126,6 +126,11 @@ def main() -> None:
             f"(train {out['snli']['train_s']:.1f} s); cookbook {out['snli_cookbook']['accuracy']:.4f} "
             f"(train {out['snli_cookbook']['train_s']:.1f} s)"
         )
+    from embedlens.demo import demo_data_dir
+
+    out["demo"] = run(demo_data_dir(), work, "demo")
+    d = out["demo"]
+    print(f"demo: nDCG@10 {d['raw']['ndcg@10']:.4f} -> {d['lens']['ndcg@10']:.4f}")
     out["peak_rss_mb"] = peak_rss_mb()
     save("quality", out)
 

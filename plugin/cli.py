@@ -118,7 +118,9 @@ def _one_line_warnings() -> None:
 
     previous = warnings.showwarning
 
-    def show(message: Any, category: type[Warning], filename: str, lineno: int, *rest: Any, **kw: Any) -> None:
+    def show(
+        message: Any, category: type[Warning], filename: str, lineno: int, *rest: Any, **kw: Any
+    ) -> None:
         if issubclass(category, EmbedlensWarning):
             sys.stderr.write(f"embedlens: warning: {message}\n")
         else:
@@ -211,10 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--rank",
         type=_int_at_least(1, 100_000),
         default=None,
-        help="rank r of the residual lens W = I + A·Bᵀ (default 32; >= the dimension trains a full matrix)",
+        help="rank r of the residual lens W = I + A·Bᵀ (>= the dimension: the full matrix; default: rank 32 "
+        "or the full matrix, chosen by cross-validation)",
     )
     t.add_argument(
-        "--folds", type=_int_at_least(2, 20), default=None, help="k of the k-fold cross-validation (default 5)"
+        "--folds",
+        type=_int_at_least(2, 20),
+        default=None,
+        help="k of the k-fold cross-validation (default 5)",
     )
     t.add_argument(
         "--pseudo-queries",
@@ -502,7 +508,9 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
         pairs_train_test(ds, split)
         return
     train, _ = pairs_training_part(ds)  # training needs only the train split (evaluation the test one)
-    pair_folds(train, cfg.folds, cfg.seed)  # the folds training will use: fail (or warn) before the model loads
+    pair_folds(
+        train, cfg.folds, cfg.seed
+    )  # the folds training will use: fail (or warn) before the model loads
 
 
 def cmd_train(args: argparse.Namespace) -> int:

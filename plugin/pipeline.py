@@ -193,10 +193,11 @@ def train_lens(
         data_summary = data.summary()
     from embedlens._version import __version__
 
+    training: dict[str, Any] = {**summary, **fit_summary(result), "config": config.as_dict()}
     metadata = {
         "base_model": embedder.name,
         "base_dim": embedder.dim,
-        "training": {**summary, **fit_summary(result), "config": config.as_dict()},
+        "training": training,
         "data": data_summary,
         "library_version": __version__,
     }
@@ -207,7 +208,7 @@ def train_lens(
         metadata=metadata,
         fingerprint=compute_fingerprint(embedder.base),
     )
-    return TrainOutcome(lens, result.curve, metadata["training"])
+    return TrainOutcome(lens, result.curve, training)
 
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
@@ -319,7 +320,9 @@ def pseudo_query_texts(data: BeirDataset, config: TrainConfig) -> tuple[list[str
         return [], np.zeros(0, dtype=np.int64)
     texts, rows = data.pseudo_queries(config.pseudo_queries)
     if len(texts) > MAX_PSEUDO_QUERIES:
-        keep = np.sort(np.random.default_rng(config.seed).choice(len(texts), MAX_PSEUDO_QUERIES, replace=False))
+        keep = np.sort(
+            np.random.default_rng(config.seed).choice(len(texts), MAX_PSEUDO_QUERIES, replace=False)
+        )
         texts, rows = [texts[i] for i in keep.tolist()], rows[keep]
     return texts, rows
 
@@ -432,7 +435,11 @@ def evaluate_lens(
     binary = data.kind == "binary"
     oof = lens.metadata.get("training", {}).get("threshold") if isinstance(lens.metadata, dict) else None
     thresholds = None
-    if binary and isinstance(oof, dict) and all(isinstance(oof.get(k), (int, float)) for k in ("raw", "lens")):
+    if (
+        binary
+        and isinstance(oof, dict)
+        and all(isinstance(oof.get(k), (int, float)) for k in ("raw", "lens"))
+    ):
         thresholds = (float(oof["raw"]), float(oof["lens"]))
     needs_train = binary and thresholds is None  # a lens from elsewhere: thresholds from the training pairs
     if needs_train:
@@ -450,7 +457,9 @@ def evaluate_lens(
         n_boot=min(n_boot, 1000),
     )
     pr.info["threshold_source"] = (
-        "out-of-fold cosines of the training pairs (lens metadata)" if thresholds is not None else "training pairs"
+        "out-of-fold cosines of the training pairs (lens metadata)"
+        if thresholds is not None
+        else "training pairs"
     )
     pr.info.update({"data": str(data_path), "split": how, "synthetic_test_negatives": added})
     return pr

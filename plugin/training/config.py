@@ -30,7 +30,8 @@ class TrainConfig:
         seed: seeds the folds, the initialisation, batching and negative sampling.
         lr: Adam learning rate; ``None`` (default) chooses among the objective's values by CV.
         rank: rank ``r`` of the residual ``W = I + A·Bᵀ`` (the inductive bias for small data);
-            ``rank >= d`` trains the full matrix ``W = I + M``.
+            ``rank >= d`` trains the full matrix ``W = I + M``; ``None`` (default) chooses between
+            rank 32 and the full matrix by CV.
         reg: weight of ``||W - I||²`` (an extra pull toward the start; 0 = none).
         folds: k of the k-fold cross-validation that chooses the settings and the step count.
         max_steps: upper bound on optimisation steps per fold; early stopping usually ends sooner.
@@ -55,16 +56,16 @@ class TrainConfig:
     dim: int | None = None
     seed: int = 0
     lr: float | None = None
-    rank: int = 32
+    rank: int | None = None
     reg: float = 0.0
     folds: int = 5
     max_steps: int = 300
     eval_every: int = 10
-    patience: int = 5
+    patience: int = 2
     batch_size: int | None = None
     loss: PairLoss = "cosent"
     temperature: float = 0.05
-    n_hard: int = 32
+    n_hard: int = 8
     negatives_ratio: float = 1.0
     pseudo_queries: PseudoQueries = "auto"
     search: bool = False
@@ -105,11 +106,12 @@ class TrainConfig:
                 raise bad(name, getattr(self, name), "True or False")
         if self.batch_size is not None and not _is_int(self.batch_size, 2):
             raise bad("batch_size", self.batch_size, "an integer >= 2 (or None for the objective's default)")
+        if self.rank is not None and not _is_int(self.rank, 1):
+            raise bad("rank", self.rank, "an integer >= 1 (or None to choose by cross-validation)")
         if self.dim is not None and not _is_int(self.dim, 1):
             raise bad("dim", self.dim, "an integer >= 1 (or None to keep the input dimension)")
         for name, low in (
             ("seed", 0),
-            ("rank", 1),
             ("folds", 2),
             ("max_steps", 1),
             ("eval_every", 1),
@@ -121,7 +123,9 @@ class TrainConfig:
         if not _is_int(self.seed, 0) or int(self.seed) > MAX_SEED:
             raise bad("seed", self.seed, f"an integer within 0..{MAX_SEED}")
         if self.lr is not None and (not _is_real(self.lr) or not 0 < self.lr <= MAX_LR):
-            raise bad("lr", self.lr, f"a number > 0 and <= {MAX_LR:g} (or None to choose by cross-validation)")
+            raise bad(
+                "lr", self.lr, f"a number > 0 and <= {MAX_LR:g} (or None to choose by cross-validation)"
+            )
         t_low, t_high = TEMPERATURE_RANGE
         if not _is_real(self.temperature) or not t_low <= self.temperature <= t_high:
             raise bad("temperature", self.temperature, f"a number within {t_low:g}..{t_high:g}")

@@ -9,7 +9,8 @@ validation metric; :func:`fit` knows nothing about tasks:
 2. For every point of a small grid (learning rate, pseudo-query weight, ...), the ``k`` fold lenses
    train in lockstep from the identity; every ``eval_every`` steps each is scored on its held-out
    fold. The point and the step count are chosen on the mean out-of-fold metric. The identity
-   (step 0) is always a candidate, so nothing worse than raw on validation is ever chosen.
+   (step 0) is always a candidate, so nothing worse than raw on validation is ever chosen. Points
+   within :data:`TIE_TOLERANCE` of the best count as tied, and a tie goes to the earlier point.
 3. The chosen setting ships only if its gain over the identity on the *pooled* out-of-fold scores
    (every labelled item validated once) is significant: a paired bootstrap whose level is divided
    by the number of grid points (a Bonferroni correction for the choice among them).
@@ -49,7 +50,9 @@ class Objective(Protocol):
     #: items per step (None: every training item in every step).
     batch_size: int | None
 
-    def loss(self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator) -> torch.Tensor:
+    def loss(
+        self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator
+    ) -> torch.Tensor:
         """Mean training loss over the item rows ``items``."""
         ...
 
@@ -69,7 +72,9 @@ class Objective(Protocol):
         """The validation metric (higher is better) of per-unit scores."""
         ...
 
-    def uplift(self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float) -> Uplift:
+    def uplift(
+        self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float
+    ) -> Uplift:
         """``metric(lens) - metric(raw)`` on the same units, with a paired bootstrap CI at level ``alpha``."""
         ...
 
@@ -159,7 +164,8 @@ class _Run:
         from embedlens.training.residual import ResidualLens
 
         self.obj, self.items, self.hp = obj, items, hp
-        self.lens = ResidualLens(obj.dim, hp.get("rank"), seed=seed)
+        rank = hp.get("rank")
+        self.lens = ResidualLens(obj.dim, None if rank in (None, "full") else int(rank), seed=seed)
         self.opt = torch.optim.Adam(self.lens.parameters(), lr=float(hp["lr"]))
         self.gen = np.random.default_rng(seed)
         self.reg = float(hp.get("reg", 0.0))
@@ -186,7 +192,9 @@ class _Run:
         return float(loss.detach())
 
 
-def fit(obj: Objective, config: TrainConfig, grid: Mapping[str, Sequence[Any]], *, desc: str = "training") -> FitResult:
+def fit(
+    obj: Objective, config: TrainConfig, grid: Mapping[str, Sequence[Any]], *, desc: str = "training"
+) -> FitResult:
     """Choose a grid point and a step count by k-fold CV, check significance on pooled OOF, refit.
 
     Args:
@@ -218,18 +226,20 @@ def fit(obj: Objective, config: TrainConfig, grid: Mapping[str, Sequence[Any]], 
     cv_start = float(np.mean([obj.metric(s, u) for s, u in zip(raw_scores, units, strict=True)]))
     points = grid_points(grid)
     table: list[dict[str, Any]] = []
-    best: tuple[float, int, int] = (cv_start, -1, 0)  # (mean OOF metric, point index, steps)
-    best_scores: list[np.ndarray] = raw_scores
+    # each point's best checkpoint: (mean OOF metric, steps, per-fold scores)
+    point_best_at: list[tuple[float, int, list[np.ndarray]]] = []
     curves: dict[int, list[dict[str, float]]] = {}
     every = min(config.eval_every, config.max_steps)
     checkpoints = config.max_steps // every
     bar = tqdm(total=len(points) * checkpoints, desc=desc, disable=not config.progress, leave=False)
     for pi, hp in enumerate(points):
         runs = [
-            _Run(obj, obj.train_items(hp, labelled[fold[labelled] != f]), hp, config.seed + 1 + f) for f in range(k)
+            _Run(obj, obj.train_items(hp, labelled[fold[labelled] != f]), hp, config.seed + 1 + f)
+            for f in range(k)
         ]
         curve = [{"steps": 0, "cv": cv_start}]
         point_best, since_best = cv_start, 0
+        at: tuple[float, int, list[np.ndarray]] = (cv_start, 0, raw_scores)
         for c in range(1, checkpoints + 1):
             for run in runs:
                 for _ in range(every):
@@ -241,19 +251,20 @@ def fit(obj: Objective, config: TrainConfig, grid: Mapping[str, Sequence[Any]], 
             table.append({**hp, "steps": steps, "cv": cv})
             if not np.isfinite(cv):
                 raise FloatingPointError("cross-validation metric is not finite (training diverged)")
-            if cv > best[0] + 1e-6:
-                best, best_scores = (cv, pi, steps), fold_scores
             bar.update(1)
-            bar.set_postfix(cv=f"{cv:.4f}", best=f"{best[0]:.4f}")
+            bar.set_postfix(cv=f"{cv:.4f}", best=f"{max([at[0]] + [b[0] for b in point_best_at]):.4f}")
             if cv > point_best + 1e-6:
                 point_best, since_best = cv, 0
+                at = (cv, steps, fold_scores)
             else:
                 since_best += 1
                 if since_best >= config.patience:
                     bar.update(checkpoints - c)
                     break
         curves[pi] = curve
+        point_best_at.append(at)
     bar.close()
+    best = _choose(point_best_at, cv_start)
     all_units = np.concatenate(units)
     oof_raw = np.concatenate(raw_scores)
     start_w = eye
@@ -267,13 +278,16 @@ def fit(obj: Objective, config: TrainConfig, grid: Mapping[str, Sequence[Any]], 
             curve=curves.get(0, [{"steps": 0, "cv": cv_start}]), grid=table, folds=k, oof_units=all_units,
             oof_raw=oof_raw, oof_lens=oof_raw, seconds=time.perf_counter() - t0,
         )  # fmt: skip
-    cv_best, pi, steps = best
+    pi = best[1]
+    cv_best, steps, best_scores = point_best_at[pi]
     hp = points[pi]
     oof_lens = np.concatenate(best_scores)
     alpha = 0.05 / len(points)
     gain = obj.uplift(oof_lens, oof_raw, all_units, seed=config.seed, alpha=alpha)
     lo, hi = gain.ci95
-    setting = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in hp.items())
+    setting = ", ".join(
+        f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in hp.items()
+    )
     level = f"{100 * (1 - alpha):.1f}% CI"
     if config.require_significant and not lo > 0:
         reason = (
@@ -301,6 +315,26 @@ def fit(obj: Objective, config: TrainConfig, grid: Mapping[str, Sequence[Any]], 
         curve=curves[pi], grid=table, folds=k, oof_units=all_units, oof_raw=oof_raw, oof_lens=oof_lens,
         seconds=time.perf_counter() - t0,
     )  # fmt: skip
+
+
+#: settings whose mean out-of-fold metric is within this of the best count as tied; a tie goes to the
+#: earlier grid point (the grids list the settings that use more training signal first).
+TIE_TOLERANCE = 0.002
+
+
+def _choose(
+    point_best_at: Sequence[tuple[float, int, list[np.ndarray]]], cv_start: float
+) -> tuple[float, int]:
+    """``(mean OOF metric, point index)`` of the chosen grid point; index -1 when none beats the start."""
+    if not point_best_at:
+        return cv_start, -1
+    top = max(cv for cv, _, _ in point_best_at)
+    if not top > cv_start + 1e-6:
+        return cv_start, -1
+    for pi, (cv, steps, _) in enumerate(point_best_at):
+        if steps > 0 and cv >= top - TIE_TOLERANCE:
+            return cv, pi
+    return cv_start, -1  # pragma: no cover - the top point itself qualifies
 
 
 def _refit_steps(obj: Objective, steps: int, k: int) -> int:

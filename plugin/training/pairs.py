@@ -30,6 +30,8 @@ COSENT_SCALE = 20.0
 #: learning rates tried by cross-validation when none is given (``search`` widens the list).
 DEFAULT_LRS = (1e-3, 3e-3)
 SEARCH_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
+#: ranks tried by cross-validation: a low-rank residual (small data) and the full matrix.
+DEFAULT_RANKS: tuple[int | str, ...] = ("full", 32)
 
 
 def pair_cosines_through(w: np.ndarray, a: np.ndarray, b: np.ndarray, *, mode: str) -> np.ndarray:
@@ -120,7 +122,9 @@ class PairsObjective:
         """The labelled rows given (pairs have no training-only items)."""
         return np.asarray(labelled, dtype=np.int64)
 
-    def loss(self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator) -> torch.Tensor:
+    def loss(
+        self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator
+    ) -> torch.Tensor:
         """Mean CoSENT (or MSE) over pairs ``items``."""
         import torch
 
@@ -142,12 +146,16 @@ class PairsObjective:
         """ROC AUC (binary) or Spearman (graded) of the cosines."""
         return pair_score(scores, self.labels[units], binary=self.binary)
 
-    def uplift(self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float) -> Uplift:
+    def uplift(
+        self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float
+    ) -> Uplift:
         """Paired bootstrap of the metric gain over resampled pairs."""
         lab = self.labels[units]
 
         def diff(i: np.ndarray) -> float:
-            return pair_score(lens[i], lab[i], binary=self.binary) - pair_score(raw[i], lab[i], binary=self.binary)
+            return pair_score(lens[i], lab[i], binary=self.binary) - pair_score(
+                raw[i], lab[i], binary=self.binary
+            )
 
         return paired_uplift_stat(diff, len(units), n_boot=1000, seed=seed, alpha=alpha)
 
@@ -179,9 +187,12 @@ def train_pairs(
     start = initial_matrix(np.concatenate([a, b]), config.dim)
     reduce = start.shape[1] != start.shape[0]
     x, y = (a @ start, b @ start) if reduce else (a, b)
-    obj = PairsObjective(x, y, labels, groups, binary=binary, mode=mode, loss=config.loss, batch_size=config.batch_size)
+    obj = PairsObjective(
+        x, y, labels, groups, binary=binary, mode=mode, loss=config.loss, batch_size=config.batch_size
+    )
     lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.search else DEFAULT_LRS)
-    grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": (config.rank,), "reg": (config.reg,)}
+    ranks: tuple[int | str, ...] = (config.rank,) if config.rank is not None else DEFAULT_RANKS
+    grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": ranks, "reg": (config.reg,)}
     result = fit(obj, config, grid, desc=f"training (pairs, {config.loss})")
     if reduce:
         result.weights = np.ascontiguousarray(start @ result.weights, dtype=np.float32)

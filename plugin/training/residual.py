@@ -49,7 +49,9 @@ class ResidualLens(torch.nn.Module):
         quad = (u * u).sum(1) if g is None else ((u @ g) * u).sum(1)
         return x_sq + 2 * (u * v).sum(1) + quad
 
-    def cross(self, u_x: torch.Tensor, v_x: torch.Tensor, u_y: torch.Tensor, v_y: torch.Tensor) -> torch.Tensor:
+    def cross(
+        self, u_x: torch.Tensor, v_x: torch.Tensor, u_y: torch.Tensor, v_y: torch.Tensor
+    ) -> torch.Tensor:
         """``(x·W)·(y·W) - x·y`` for row-aligned ``x``, ``y`` ``(n,)``, from their ``u`` and ``v``."""
         g = self.gram()
         quad = (u_x * u_y).sum(1) if g is None else ((u_x @ g) * u_y).sum(1)

@@ -38,9 +38,13 @@ _MASKED = -1.0e4
 POOL_SIZE = 4096
 WINDOW = 512
 #: pseudo-queries drawn per step (all labelled items are in every step).
-PSEUDO_PER_STEP = 2048
+PSEUDO_PER_STEP = 512
 #: learning rates tried by cross-validation when none is given (``search`` widens the list).
 DEFAULT_LRS = (1e-2,)
+#: ranks tried by cross-validation: a low-rank residual (small data) and the full matrix.
+DEFAULT_RANKS: tuple[int | str, ...] = ("full", 32)
+#: pseudo-query weights tried by cross-validation (0: labelled queries only).
+DEFAULT_PSEUDO_WEIGHTS = (5.0, 0.0)
 SEARCH_LRS = (3e-3, 1e-2, 3e-2)
 
 
@@ -92,7 +96,11 @@ class RetrievalObjective:
         self.queries, self.docs, self.qrels = q, d, qrels
         positive = qrels.grades > 0
         lq, ld = qrels.keys[positive] // n_docs, qrels.keys[positive] % n_docs  # sorted by query
-        pq = np.zeros((0, self.dim), np.float32) if pseudo_queries is None else l2_normalize(np.array(pseudo_queries, dtype=np.float32))
+        pq = (
+            np.zeros((0, self.dim), np.float32)
+            if pseudo_queries is None
+            else l2_normalize(np.array(pseudo_queries, dtype=np.float32))
+        )
         pd = np.zeros(0, np.int64) if pseudo_docs is None else np.asarray(pseudo_docs, dtype=np.int64)
         n_lab, n_ps = len(lq), len(pq)
         self.item_q = np.ascontiguousarray(np.concatenate([q[lq], pq]))  # (n, d)
@@ -142,10 +150,16 @@ class RetrievalObjective:
     # -- training
     def train_items(self, hp: Mapping[str, Any], labelled: np.ndarray) -> np.ndarray:
         """The labelled rows given, plus every pseudo item when its weight is above 0."""
-        pseudo = np.flatnonzero(self.is_pseudo) if float(hp.get("pseudo_weight", 0.0)) > 0 else np.zeros(0, np.int64)
+        pseudo = (
+            np.flatnonzero(self.is_pseudo)
+            if float(hp.get("pseudo_weight", 0.0)) > 0
+            else np.zeros(0, np.int64)
+        )
         return np.concatenate([labelled, pseudo]).astype(np.int64)
 
-    def loss(self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator) -> torch.Tensor:
+    def loss(
+        self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator
+    ) -> torch.Tensor:
         """``mean(labelled InfoNCE) + pseudo_weight · mean(pseudo InfoNCE)`` over ``items``."""
         import torch
 
@@ -157,33 +171,50 @@ class RetrievalObjective:
         s = min(WINDOW, len(self.pool))
         start = int(gen.integers(0, len(self.pool) - s + 1))
         window = self.pool_t[start : start + s]
-        hard = self.hard[it]  # (m, K)
-        cand = torch.cat([self.item_doc_t[it], hard.reshape(-1), window])
-        uniq, inv = torch.unique(cand, return_inverse=True)
+        hard = self.hard.index_select(0, it)  # (m, K)
         m, k = hard.shape
-        i_pos, i_hard, i_win = inv[:m], inv[m : m + m * k].reshape(m, k), inv[m + m * k :]
         q = self.q_t[it]  # (m, d)
         u_q, v_q = lens.left(q), lens.right(q)  # (m, r)
         q_norm = lens.sq_norm(q, u_q, v_q, torch.ones(m)).clamp_min(1e-12).rsqrt()  # (m,)
-        dc = self.d_t[uniq]  # (c, d) the documents this step touches
-        v_d = lens.right(dc)  # (c, r)
-        if self.mode == "symmetric":
-            u_d = lens.left(dc)
-            d_norm = lens.sq_norm(dc, u_d, v_d, torch.ones(len(uniq))).clamp_min(1e-12).rsqrt()  # (c,)
-            g = lens.gram()
-            u_qg = u_q if g is None else u_q @ g
-
-            def delta(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:  # (m, j) for doc rows cols (m, j)
-                return torch.einsum("mr,mjr->mj", u_q, v_d[cols]) + torch.einsum("mr,mjr->mj", v_q, u_d[cols]) + torch.einsum("mr,mjr->mj", u_qg, u_d[cols])
-
-            pos = (self.r_pos[it] + delta(it, i_pos[:, None])[:, 0]) * d_norm[i_pos]
-            hard_s = (self.r_hard[it] + delta(it, i_hard)) * d_norm[i_hard]
-            win_delta = u_q @ v_d[i_win].T + v_q @ u_d[i_win].T + u_qg @ u_d[i_win].T
-            win_s = (self.r_pool[it, start : start + s] + win_delta) * d_norm[i_win][None, :]
+        r_win = self.r_pool[:, start : start + s].index_select(0, it)  # (m, S) raw scores
+        if self.mode != "symmetric" and lens.b is None:
+            # full query lens: the document side of every term is the raw document itself
+            d_pos = self.d_t.index_select(0, self.item_doc_t.index_select(0, it))  # (m, d)
+            d_hard = self.d_t.index_select(0, hard.reshape(-1)).view(m, k, -1)  # (m, K, d)
+            pos = self.r_pos[it] + (u_q * d_pos).sum(1)
+            hard_s = self.r_hard.index_select(0, it) + torch.einsum("md,mkd->mk", u_q, d_hard)
+            win_s = r_win + u_q @ self.d_t.index_select(0, window).T
         else:
-            pos = self.r_pos[it] + (u_q * v_d[i_pos]).sum(1)
-            hard_s = self.r_hard[it] + torch.einsum("mr,mkr->mk", u_q, v_d[i_hard])
-            win_s = self.r_pool[it, start : start + s] + u_q @ v_d[i_win].T
+            # only the documents this step touches are multiplied by B (and A)
+            cand = torch.cat([self.item_doc_t[it], hard.reshape(-1), window])
+            uniq, inv = torch.unique(cand, return_inverse=True)
+            i_pos, i_hard, i_win = inv[:m], inv[m : m + m * k].reshape(m, k), inv[m + m * k :]
+            dc = self.d_t.index_select(0, uniq)  # (c, d)
+            v_d = lens.right(dc)  # (c, r)
+            if self.mode == "symmetric":
+                u_d = lens.left(dc)
+                d_norm = lens.sq_norm(dc, u_d, v_d, torch.ones(len(uniq))).clamp_min(1e-12).rsqrt()  # (c,)
+                g = lens.gram()
+                u_qg = u_q if g is None else u_q @ g
+
+                def delta(
+                    cols: torch.Tensor,
+                ) -> torch.Tensor:  # (m, j): cross terms with doc rows cols (m, j)
+                    return (
+                        torch.einsum("mr,mjr->mj", u_q, v_d[cols])
+                        + torch.einsum("mr,mjr->mj", v_q, u_d[cols])
+                        + torch.einsum("mr,mjr->mj", u_qg, u_d[cols])
+                    )
+
+                pos = (self.r_pos[it] + delta(i_pos[:, None])[:, 0]) * d_norm[i_pos]
+                hard_s = (self.r_hard[it] + delta(i_hard)) * d_norm[i_hard]
+                win_delta = u_q @ v_d[i_win].T + v_q @ u_d[i_win].T + u_qg @ u_d[i_win].T
+                win_s = (r_win + win_delta) * d_norm[i_win][None, :]
+            else:
+                pos = self.r_pos[it] + (u_q * v_d[i_pos]).sum(1)
+                hard_v = v_d.index_select(0, i_hard.reshape(-1)).view(m, k, -1)  # (m, K, r)
+                hard_s = self.r_hard.index_select(0, it) + torch.einsum("mr,mkr->mk", u_q, hard_v)
+                win_s = r_win + u_q @ v_d.index_select(0, i_win).T
         temperature = float(hp.get("temperature", self.temperature))
         logits = torch.cat([pos[:, None], hard_s, win_s], dim=1) * (q_norm[:, None] / temperature)
         per_item = torch.logsumexp(logits, dim=1) - logits[:, 0]  # (m,)
@@ -219,7 +250,9 @@ class RetrievalObjective:
         """Mean nDCG@10."""
         return float(np.mean(scores))
 
-    def uplift(self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float) -> Uplift:
+    def uplift(
+        self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float
+    ) -> Uplift:
         """Paired bootstrap of the mean per-query gain."""
         return paired_uplift(raw, lens, seed=seed, alpha=alpha)
 
@@ -263,9 +296,13 @@ def train_retrieval(
         seed=config.seed,
     )
     lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.search else DEFAULT_LRS)
-    grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": (config.rank,), "reg": (config.reg,)}
+    ranks: tuple[int | str, ...] = (config.rank,) if config.rank is not None else DEFAULT_RANKS
+    grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": ranks, "reg": (config.reg,)}
     if has_pseudo:
-        grid["pseudo_weight"] = (0.0, 1.0) if config.pseudo_queries == "auto" else (1.0,)
+        weights = DEFAULT_PSEUDO_WEIGHTS
+        grid["pseudo_weight"] = (
+            weights if config.pseudo_queries == "auto" else tuple(w for w in weights if w > 0)
+        )
     if config.search:
         grid["temperature"] = (0.05, 0.1)
     result = fit(obj, config, grid, desc="training (retrieval)")

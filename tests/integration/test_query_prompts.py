@@ -91,9 +91,10 @@ def test_training_and_evaluation_use_the_query_prompt(
     lens = train_lens(tiny_beir, emb, cfg).lens
     ds = read_beir(tiny_beir)
     cache = EmbeddingCache(tmp_path / "cache")
-    assert cache.count(emb.query_identity) == len(set(ds.split_queries("train")[1]))
+    pseudo = set(ds.pseudo_queries("auto")[0])  # the titles: training queries made from the corpus
+    assert cache.count(emb.query_identity) == len(set(ds.split_queries("train")[1]) | pseudo)
     evaluate_lens(tiny_beir, lens, emb, split="test", n_boot=50)
-    queries = set(ds.split_queries("train")[1]) | set(ds.split_queries("test")[1])
+    queries = set(ds.split_queries("train")[1]) | set(ds.split_queries("test")[1]) | pseudo
     assert cache.count(emb.query_identity) == len(queries)
     assert emb.missing([], sorted(queries)) == []
 
