@@ -208,9 +208,9 @@ def train_pairs(
         raw_cos = pair_cosines_through(np.eye(a.shape[1], dtype=np.float32), a[units], b[units], mode=mode)
         raw_thr, raw_acc = best_threshold(raw_cos, pos)  # raw never trains: every pair is out-of-sample
         lens_thr, lens_acc = best_threshold(result.oof_lens, pos)  # the start's cosines when not trained
-        summary["threshold"] = {
-            "raw": float(raw_thr),
-            "lens": float(lens_thr),
+        summary["threshold"] = {  # ±inf (everything one class) as ±2: beyond any cosine, and valid JSON
+            "raw": float(np.clip(raw_thr, -2.0, 2.0)),
+            "lens": float(np.clip(lens_thr, -2.0, 2.0)),
             "source": "out-of-fold cosines of the training pairs",
             "oof_accuracy_raw": float(raw_acc),
             "oof_accuracy_lens": float(lens_acc),

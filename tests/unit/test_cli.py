@@ -235,3 +235,32 @@ def test_search_grid_chosen_on_validation(tmp_path: Path, cache_dir: Path) -> No
     points = {(p["lr"], p["temperature"], p["pseudo_weight"]) for p in meta["grid"]}
     assert len(points) == 12  # 3 learning rates x 2 temperatures x pseudo-query weight 0 / 1
     assert meta["val_best"] == max([meta["val_start"]] + [p["cv"] for p in meta["grid"]])
+
+
+@pytest.mark.parametrize("split_column", [False, True])
+def test_dense_pair_set_trains_and_evaluates_with_a_warning(
+    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str], split_column: bool
+) -> None:
+    """120 usable pairs over 12 distinct texts cannot be split by text: split by pair, and say so."""
+    texts = [f"product {name}" for name in "abcdefghijkl"]
+    pairs = [(i, j) for i in range(12) for j in range(12) if i != j][:120]
+    head = "text_1,text_2,label" + (",split" if split_column else "")
+    rows = [head]
+    for n, (i, j) in enumerate(pairs):
+        label = 1 if (i % 3) == (j % 3) else 0
+        rows.append(
+            f"{texts[i]},{texts[j]},{label}" + ((",test" if n % 4 == 0 else ",train") if split_column else "")
+        )
+    path = tmp_path / "dense.csv"
+    path.write_text("\n".join(rows) + "\n")
+    lens = tmp_path / "lens"
+    common = ["--data", str(path), "--cache", str(cache_dir)]
+    assert main(["train", *common, "--out", str(lens), "--max-steps", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "embedlens: warning:" in err and "by pair" in err, err
+    report = tmp_path / "r.json"
+    assert main(["evaluate", *common, "--lens", str(lens), "--json", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["info"]["threshold_source"].startswith("out-of-fold")
+    thr = json.loads((lens / "lens.json").read_text())["metadata"]["training"]["threshold"]
+    assert rep["raw"]["threshold"] == thr["raw"] and rep["lens"]["threshold"] == thr["lens"]
