@@ -28,7 +28,7 @@ __all__ = ["PairsObjective", "cosent_per_item", "pair_cosines_through", "pair_sc
 
 COSENT_SCALE = 20.0
 #: learning rates tried by cross-validation when none is given (``search`` widens the list).
-DEFAULT_LRS = (1e-3, 3e-3)
+DEFAULT_LRS = (1e-3,)
 SEARCH_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 #: ranks tried by cross-validation: a low-rank residual (small data) and the full matrix.
 DEFAULT_RANKS: tuple[int | str, ...] = ("full", 32)
