@@ -495,22 +495,25 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
         if objective not in (None, "retrieval"):
             raise EmbedlensInputError(f"{data}: a BEIR directory trains with --objective retrieval")
         ids, _ = ds.split_queries("train" if cfg is not None else split)
-        if cfg is not None and len(ids) < cfg.folds:
+        usable = sum(any(g > 0 for g in ds.qrels["train"][q].values()) for q in ids) if cfg is not None else 0
+        if cfg is not None and usable < cfg.folds:
             msg = (
-                f"{data}: qrels/train.tsv judges {len(ids)} queries, too few for {cfg.folds}-fold "
-                "cross-validation (lower --folds, at least 2)"
+                f"{data}: qrels/train.tsv judges {usable} queries relevant to some document, too few for "
+                f"{cfg.folds}-fold cross-validation (lower --folds, at least 2)"
             )
             raise EmbedlensInputError(msg)
         return
     if objective not in (None, "pairs"):
         raise EmbedlensInputError(f"{data}: a pairs file trains with --objective pairs")
-    if cfg is None:
-        pairs_train_test(ds, split)
-        return
-    train, _ = pairs_training_part(ds)  # training needs only the train split (evaluation the test one)
-    pair_folds(
-        train, cfg.folds, cfg.seed
-    )  # the folds training will use: fail (or warn) before the model loads
+    import warnings
+
+    with warnings.catch_warnings():  # the split and the folds warn again where training uses them
+        warnings.simplefilter("ignore")
+        if cfg is None:
+            pairs_train_test(ds, split)
+            return
+        train, _ = pairs_training_part(ds)  # training needs only the train split (evaluation the test one)
+        pair_folds(train, cfg.folds, cfg.seed)  # the folds training will use: fail before the model loads
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -105,8 +105,13 @@ def pairs_train_test(
             "the internal halves 'train' and 'test'"
         )
     tr, te = split_pairs_by_text(data, test_fraction=INTERNAL_TEST_FRACTION, seed=INTERNAL_SPLIT_SEED)
+    shared = (set(data.subset(tr).text_1) | set(data.subset(tr).text_2)) & (
+        set(data.subset(te).text_1) | set(data.subset(te).text_2)
+    )
     how = {
-        "method": "internal, by text, stratified by label",
+        "method": "internal, by pair (texts too densely connected to split by text), stratified by label"
+        if shared
+        else "internal, by text, stratified by label",
         "test_fraction": INTERNAL_TEST_FRACTION,
         "seed": INTERNAL_SPLIT_SEED,
         "test": test_split,
@@ -244,7 +249,8 @@ def _guard_divergence(run: Any, config: TrainConfig, retrieval: bool) -> Any:
     lr = "chosen by cross-validation" if config.lr is None else f"{config.lr:g}"
     opts = f"--lr {lr}" + (f" / --temperature {config.temperature:g}" if retrieval else "")
     hint = "give a lower --lr" + (" or raise --temperature" if retrieval else "")
-    msg = f"training diverged (NaN or Inf) with {opts}: {hint} (default --temperature 0.05)"
+    default = " (default --temperature 0.05)" if retrieval else ""
+    msg = f"training diverged (NaN or Inf) with {opts}: {hint}{default}"
     try:
         out = run()
     except _InputsNotFinite as e:
@@ -331,41 +337,77 @@ def pair_folds(data: PairsDataset, folds: int, seed: int) -> tuple[np.ndarray, s
     """Fold ``(n,)`` of each pair for cross-validation, and how it was made.
 
     By connected text component (no text on both sides of a fold boundary), dealt round-robin in
-    a seeded order. When the texts are too densely connected for that (fewer components than
-    folds, or a fold without pairs of some label), by pair, stratified by label, with an
-    :class:`~embedlens.errors.EmbedlensWarning`.
+    a seeded order. When that leaves a fold where the metric is undefined (a label missing, or
+    graded labels all equal) — texts too densely connected, or too few groups — by pair, stratified
+    by label, with an :class:`~embedlens.errors.EmbedlensWarning` that says why.
+
+    Raises:
+        DataFormatError: too few pairs (or pairs of one label) for ``folds`` folds at all.
     """
     from embedlens.datasets import text_components
     from embedlens.training.loop import make_folds
 
     n = len(data)
-    strata = np.sign(data.labels) if data.kind == "binary" else np.zeros(n, dtype=np.float32)
-    comp = text_components(data.text_1, data.text_2)
-    fold = make_folds(comp, np.ones(n, dtype=bool), folds, seed)
+    binary = data.kind == "binary"
+    strata = np.sign(data.labels) if binary else np.zeros(n, dtype=np.float32)
     labels_present = np.unique(strata)
-    if len(np.unique(comp)) >= folds and all(
-        bool((strata[fold == f] == s).any()) for f in range(folds) for s in labels_present
-    ):
+
+    def usable(fold: np.ndarray) -> bool:
+        for f in range(folds):
+            rows = fold == f
+            if binary and not all(bool((strata[rows] == s).any()) for s in labels_present):
+                return False
+            if not binary and (rows.sum() < 2 or float(np.ptp(data.labels[rows])) == 0.0):
+                return False
+        return True
+
+    comp = text_components(data.text_1, data.text_2)
+    n_groups = len(np.unique(comp))
+    fold = make_folds(comp, np.ones(n, dtype=bool), folds, seed)
+    if n_groups >= folds and usable(fold):
         return fold, "by connected text component"
+    where = f"{data.source}: {n} training pairs"
+    if n < 2 * folds:
+        raise DataFormatError(
+            f"{where} are too few for {folds}-fold cross-validation (need {2 * folds}; lower --folds)"
+        )
+    if binary:
+        for s in labels_present:
+            count = int((strata == s).sum())
+            if count < folds:
+                name = "positive" if s > 0 else "negative"
+                raise DataFormatError(
+                    f"{where} hold only {count} {name} pair(s): every one of the {folds} cross-validation folds "
+                    f"needs one (lower --folds, at least 2, or add pairs)"
+                )
+    rng = np.random.default_rng(seed)
+    fold = np.empty(n, dtype=np.int64)
+    if binary:
+        for s in labels_present:
+            rows = rng.permutation(np.flatnonzero(strata == s))
+            fold[rows] = (np.arange(len(rows)) + int(rng.integers(folds))) % folds
+    else:  # graded: deal pairs sorted by label, so every fold spans the range
+        rows = np.argsort(data.labels + rng.uniform(0, 1e-6, n), kind="stable")
+        fold[rows] = (np.arange(n) + rng.permutation(n) // n) % folds
+    if not usable(fold):
+        raise DataFormatError(
+            f"{where} cannot be divided into {folds} folds that each hold every label (lower --folds)"
+        )
+    why = (
+        f"only {n_groups} group(s) of pairs share no text ({len(set(data.text_1) | set(data.text_2))} distinct texts)"
+        if n_groups < folds
+        else "the groups of pairs that share no text are too uneven to give every fold each label"
+    )
     import warnings
 
     from embedlens.errors import EmbedlensWarning
 
-    if n < 2 * folds:
-        msg = f"{data.source}: {n} training pairs are too few for {folds}-fold cross-validation (need {2 * folds})"
-        raise DataFormatError(msg)
     warnings.warn(
-        f"{data.source}: {n} training pairs over only {len(set(data.text_1) | set(data.text_2))} distinct texts "
-        f"cannot be divided into {folds} folds by text; cross-validating by pair instead, so validation pairs "
+        f"{where}: {why}, so {folds}-fold cross-validation splits by pair instead of by text: validation pairs "
         "share texts with training pairs and the selection is optimistic",
         EmbedlensWarning,
         stacklevel=1,
     )
-    rng = np.random.default_rng(seed)
-    fold = np.empty(n, dtype=np.int64)
-    for s in labels_present:
-        rows = rng.permutation(np.flatnonzero(strata == s))
-        fold[rows] = (np.arange(len(rows)) + int(rng.integers(folds))) % folds
     return fold, "by pair (texts too densely connected to split by text)"
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Uplift", "paired_uplift", "paired_uplift_stat"]
+__all__ = ["Uplift", "normal_uplift", "paired_uplift", "paired_uplift_stat"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +90,25 @@ def paired_uplift_stat(
     p = float(min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean())))
     sig = p < alpha and not (lo <= 0.0 <= hi)
     return Uplift(full, (float(lo), float(hi)), p, bool(sig))
+
+
+def normal_uplift(delta: float, se: float, *, alpha: float) -> Uplift:
+    """A gain with a normal-approximation CI ``delta ± z·se`` and two-sided p-value at level ``alpha``.
+
+    For small ``alpha`` (a Bonferroni-corrected level) bootstrap percentiles are too few to trust;
+    the standard error is (the bootstrap's standard deviation, or ``sd/√n`` of per-item differences).
+    """
+    from scipy.stats import norm
+
+    if not np.isfinite(delta) or not np.isfinite(se) or se <= 0:
+        sig = bool(np.isfinite(delta) and delta > 0 and se == 0)
+        return Uplift(
+            float(delta) if np.isfinite(delta) else 0.0,
+            (float(delta), float(delta)),
+            0.0 if sig else 1.0,
+            sig,
+        )
+    z = float(norm.ppf(1 - alpha / 2))
+    p = float(2 * norm.sf(abs(delta) / se))
+    lo, hi = delta - z * se, delta + z * se
+    return Uplift(float(delta), (float(lo), float(hi)), p, bool(p < alpha and lo > 0))

@@ -12,8 +12,9 @@ validation metric; :func:`fit` knows nothing about tasks:
    (step 0) is always a candidate, so nothing worse than raw on validation is ever chosen. Points
    within :data:`TIE_TOLERANCE` of the best count as tied, and a tie goes to the earlier point.
 3. The chosen setting ships only if its gain over the identity on the *pooled* out-of-fold scores
-   (every labelled item validated once) is significant: a paired bootstrap whose level is divided
-   by the number of grid points (a Bonferroni correction for the choice among them).
+   (every labelled item validated once) is significant at 5 % divided by the number of candidates
+   compared (grid points × checkpoints: a Bonferroni correction for the choice among them), with a
+   normal-approximation CI.
 4. The shipped lens is refit on all items for the chosen number of steps.
 """
 
@@ -73,9 +74,17 @@ class Objective(Protocol):
         ...
 
     def uplift(
-        self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float
+        self,
+        lens: np.ndarray,
+        raw: np.ndarray,
+        units: np.ndarray,
+        folds: np.ndarray,
+        *,
+        seed: int,
+        alpha: float,
     ) -> Uplift:
-        """``metric(lens) - metric(raw)`` on the same units, with a paired bootstrap CI at level ``alpha``."""
+        """The gain of ``lens`` over ``raw`` scores on the same units (``folds``: the fold of each unit), with a
+        paired bootstrap CI at level ``alpha``; a metric that is not a mean over units is taken per fold."""
         ...
 
 
@@ -129,9 +138,10 @@ def initial_matrix(x: np.ndarray, dim: int | None) -> np.ndarray:
     if not 0 < dim < d:
         msg = f"--dim must be between 1 and the input dimension {d}, got {dim}"
         raise ValueError(msg)
-    centered = x - x.mean(axis=0, keepdims=True)
-    _, _, vt = np.linalg.svd(centered.astype(np.float64), full_matrices=False)  # vt: (d, d)
-    return np.ascontiguousarray(vt[:dim].T.astype(np.float32))  # (d, dim)
+    centered = (x - x.mean(axis=0, keepdims=True)).astype(np.float64)
+    # eigenvectors of the (d, d) scatter matrix: a full orthonormal basis even with fewer texts than d
+    _, vecs = np.linalg.eigh(centered.T @ centered)  # ascending eigenvalues
+    return np.ascontiguousarray(vecs[:, ::-1][:, :dim].astype(np.float32))  # (d, dim)
 
 
 def make_folds(groups: np.ndarray, validatable: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -214,6 +224,9 @@ def fit(
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     k = config.folds
+    if np.shape(obj.groups) != np.shape(obj.validatable):
+        msg = f"groups has shape {np.shape(obj.groups)}; need one group per item {np.shape(obj.validatable)}"
+        raise ValueError(msg)
     fold = make_folds(obj.groups, obj.validatable, k, config.seed)
     n_groups = len(np.unique(obj.groups[obj.validatable]))
     if n_groups < k:
@@ -223,7 +236,14 @@ def fit(
     eye = np.eye(obj.dim, dtype=np.float32)
     units = [obj.score_units(np.flatnonzero(fold == f)) for f in range(k)]
     raw_scores = [obj.scores(eye, u) for u in units]
-    cv_start = float(np.mean([obj.metric(s, u) for s, u in zip(raw_scores, units, strict=True)]))
+    raw_metric = np.array([obj.metric(s, u) for s, u in zip(raw_scores, units, strict=True)])
+    defined = np.isfinite(raw_metric)  # a fold whose metric is undefined (one class only) is left out
+    if not defined.any():
+        msg = (
+            "the validation metric is undefined in every fold (each fold needs both labels, or varied grades)"
+        )
+        raise ValueError(msg)
+    cv_start = float(raw_metric[defined].mean())
     points = grid_points(grid)
     table: list[dict[str, Any]] = []
     # each point's best checkpoint: (mean OOF metric, steps, per-fold scores)
@@ -244,8 +264,15 @@ def fit(
             for run in runs:
                 for _ in range(every):
                     run.step()
-            fold_scores = [obj.scores(run.lens.matrix(), units[f]) for f, run in enumerate(runs)]
-            cv = float(np.mean([obj.metric(s, units[f]) for f, s in enumerate(fold_scores)]))
+            matrices = [run.lens.matrix() for run in runs]
+            if not all(np.isfinite(w).all() for w in matrices):
+                raise FloatingPointError("a fold's matrix holds NaN or Inf (training diverged)")
+            fold_scores = [obj.scores(w, units[f]) for f, w in enumerate(matrices)]
+            cv = float(
+                np.nanmean(
+                    [obj.metric(s, units[f]) if defined[f] else np.nan for f, s in enumerate(fold_scores)]
+                )
+            )
             steps = c * every
             curve.append({"steps": steps, "cv": cv})
             table.append({**hp, "steps": steps, "cv": cv})
@@ -271,7 +298,7 @@ def fit(
     if best[1] < 0:
         reason = (
             f"no setting beat the identity on mean {k}-fold out-of-fold validation ({cv_start:.4f}); "
-            "shipping the identity, never worse than raw"
+            "shipping the starting matrix (the identity; the PCA projection with --dim), never worse than raw"
         )
         return FitResult(
             start_w, False, {}, 0, cv_start=cv_start, cv_best=cv_start, uplift=None, reason=reason,
@@ -282,22 +309,26 @@ def fit(
     cv_best, steps, best_scores = point_best_at[pi]
     hp = points[pi]
     oof_lens = np.concatenate(best_scores)
-    alpha = 0.05 / len(points)
-    gain = obj.uplift(oof_lens, oof_raw, all_units, seed=config.seed, alpha=alpha)
+    # Bonferroni over every candidate compared on the same out-of-fold scores: each (setting, step count)
+    candidates = sum(len(c) - 1 for c in curves.values())
+    alpha = 0.05 / max(1, candidates)
+    unit_fold = np.concatenate([np.full(len(u), f, dtype=np.int64) for f, u in enumerate(units)])
+    gain = obj.uplift(oof_lens, oof_raw, all_units, unit_fold, seed=config.seed, alpha=alpha)
     lo, hi = gain.ci95
     setting = ", ".join(
         f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in hp.items()
     )
-    level = f"{100 * (1 - alpha):.1f}% CI"
+    level = f"{100 * (1 - alpha):.2f}% CI, Bonferroni over {candidates} candidates"
     if config.require_significant and not lo > 0:
         reason = (
             f"best setting ({setting}, {steps} steps) reached {cv_best:.4f} on {k}-fold validation (identity "
             f"{cv_start:.4f}), but its pooled out-of-fold gain {gain.delta:+.4f} is not significant "
-            f"({level} [{lo:+.4f}, {hi:+.4f}]); shipping the identity, never worse than raw"
+            f"({level} [{lo:+.4f}, {hi:+.4f}]); shipping the starting matrix (the identity; the PCA projection "
+            "with --dim), never worse than raw"
         )
         return FitResult(
-            start_w, False, hp, steps, cv_start=cv_start, cv_best=cv_best, uplift=gain, reason=reason,
-            curve=curves[pi], grid=table, folds=k, oof_units=all_units, oof_raw=oof_raw, oof_lens=oof_lens,
+            start_w, False, {}, 0, cv_start=cv_start, cv_best=cv_start, uplift=gain, reason=reason,
+            curve=curves[pi], grid=table, folds=k, oof_units=all_units, oof_raw=oof_raw, oof_lens=oof_raw,
             seconds=time.perf_counter() - t0,
         )  # fmt: skip
     refit_steps = _refit_steps(obj, steps, k)

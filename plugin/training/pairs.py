@@ -15,7 +15,7 @@ import numpy as np
 
 from embedlens._arrays import l2_normalize
 from embedlens.metrics import best_threshold, roc_auc, spearman
-from embedlens.stats import Uplift, paired_uplift_stat
+from embedlens.stats import Uplift, normal_uplift
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
@@ -147,17 +147,39 @@ class PairsObjective:
         return pair_score(scores, self.labels[units], binary=self.binary)
 
     def uplift(
-        self, lens: np.ndarray, raw: np.ndarray, units: np.ndarray, *, seed: int, alpha: float
+        self,
+        lens: np.ndarray,
+        raw: np.ndarray,
+        units: np.ndarray,
+        folds: np.ndarray,
+        *,
+        seed: int,
+        alpha: float,
     ) -> Uplift:
-        """Paired bootstrap of the metric gain over resampled pairs."""
+        """Gain in the mean per-fold metric; its standard error from resampling pairs within each fold.
+
+        AUC and Spearman are not means over pairs, and fold lenses put cosines on different scales:
+        the metric is computed within each fold (as cross-validation chose it), never on cosines
+        pooled across folds.
+        """
         lab = self.labels[units]
+        members = [np.flatnonzero(folds == f) for f in np.unique(folds)]
 
-        def diff(i: np.ndarray) -> float:
-            return pair_score(lens[i], lab[i], binary=self.binary) - pair_score(
-                raw[i], lab[i], binary=self.binary
-            )
+        def gain(parts: list[np.ndarray]) -> float:
+            diffs = [
+                pair_score(lens[i], lab[i], binary=self.binary)
+                - pair_score(raw[i], lab[i], binary=self.binary)
+                for i in parts
+            ]
+            return float(np.nanmean(diffs)) if np.isfinite(diffs).any() else float("nan")
 
-        return paired_uplift_stat(diff, len(units), n_boot=1000, seed=seed, alpha=alpha)
+        rng = np.random.default_rng(seed)
+        boots = np.array([gain([rng.choice(m, size=len(m)) for m in members]) for _ in range(1000)])
+        boots = boots[np.isfinite(boots)]
+        full = gain(members)
+        if boots.size < 2 or not np.isfinite(full):
+            return Uplift(0.0, (0.0, 0.0), 1.0, False)
+        return normal_uplift(full, float(boots.std(ddof=1)), alpha=alpha)
 
 
 def train_pairs(
@@ -187,6 +209,9 @@ def train_pairs(
     start = initial_matrix(np.concatenate([a, b]), config.dim)
     reduce = start.shape[1] != start.shape[0]
     x, y = (a @ start, b @ start) if reduce else (a, b)
+    if np.shape(groups) != np.shape(labels):
+        msg = f"groups has shape {np.shape(groups)}; need one group per pair {np.shape(labels)}"
+        raise ValueError(msg)
     obj = PairsObjective(
         x, y, labels, groups, binary=binary, mode=mode, loss=config.loss, batch_size=config.batch_size
     )

@@ -58,7 +58,7 @@ def scifact_report(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) ->
 def test_scifact_default_lens_beats_anchors(scifact_report: dict[str, Any]) -> None:
     raw, lens = scifact_report["raw"]["ndcg@10"], scifact_report["lens"]["ndcg@10"]
     assert raw == pytest.approx(0.645, abs=0.005)  # the published figure for all-MiniLM-L6-v2
-    assert lens >= 0.80, lens
+    assert lens >= 0.82, lens  # issue 10's goal (0.827 measured, BENCHMARKS.md)
     assert scifact_report["delta"]["ndcg@10"]["significant"]
     unseen = scifact_report["groups"]["unseen"]
     assert unseen["n"] == 104 and scifact_report["groups"]["seen"]["n"] == 196
@@ -155,6 +155,7 @@ def test_stsb_lens_not_below_raw(tmp_path: Path, cache_dir: Path) -> None:
     rep = _train_eval(STSB, tmp_path, cache_dir)
     assert rep["raw"]["spearman"] == pytest.approx(0.820, abs=0.005)
     assert rep["delta"]["spearman"]["ci95"][1] >= 0.0  # never below raw beyond the CI
+    assert rep["delta"]["spearman"]["delta"] >= 0.01  # issue 10's goal (+0.011 measured)
 
 
 @requires_shared("snli_1.0_train_2k.csv")
@@ -163,3 +164,7 @@ def test_snli_lens_not_below_raw(tmp_path: Path, cache_dir: Path) -> None:
     assert rep["info"]["pairs"] > 600
     assert rep["delta"]["accuracy"]["ci95"][1] >= 0.0
     assert "cookbook_accuracy" in rep["raw"]
+    # issue 10's goal: accuracy >= raw + 0.02 with thresholds chosen out of fold; where AUC rises, accuracy too
+    assert rep["info"]["threshold_source"].startswith("out-of-fold")
+    assert rep["delta"]["accuracy"]["delta"] >= 0.02
+    assert rep["delta"]["roc_auc"]["ci95"][1] >= 0.0

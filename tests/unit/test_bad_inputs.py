@@ -544,3 +544,43 @@ def test_pairs_with_only_a_train_split_trains(
     p.write_text("text_1,text_2,label,split\n" + "".join(f"{a},{b},{y},train\n" for a, b, y in _pairs_rows()))
     assert _train(p, tmp_path, "--quiet", "--max-steps", "2") == 0, capsys.readouterr().err
     assert (tmp_path / "lens" / "lens.json").is_file()
+
+
+def test_too_few_pairs_of_one_label_for_the_folds_exit_2_before_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    """3 positive pairs cannot give each of 5 folds one: refused with the remedy, not "training diverged"."""
+    rows = ["text_1,text_2,label"] + [f"q{i},d{i},{1 if i < 3 else 0},train" for i in range(40)]
+    rows[0] += ",split"
+    p = tmp_path / "fewpos.csv"
+    p.write_text("\n".join(rows) + "\n")
+    assert _train(p, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "only 3 positive pair(s)" in err and "--folds" in err and err.count("\n") == 1, err
+
+
+def test_beir_queries_without_a_positive_judgement_do_not_count_for_the_folds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    from tests.conftest import write_beir
+
+    corpus = [{"_id": f"d{i}", "title": "", "text": f"doc {i}"} for i in range(6)]
+    queries = [{"_id": f"q{i}", "text": f"query {i}"} for i in range(5)]
+    qrels = {"train": [(f"q{i}", f"d{i}", 1 if i else 0) for i in range(5)]}
+    data = write_beir(tmp_path / "beir", corpus, queries, qrels)
+    assert _train(data, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "4 queries relevant to some document" in err and "--folds" in err, err
+    assert _train(data, tmp_path, "--folds", "4") == 1  # with 4 folds every check passes: the model loads
+    assert "the model was loaded" in capsys.readouterr().err
+
+
+def test_dim_reduction_keeps_the_dimension_asked_with_fewer_texts_than_dimensions() -> None:
+    import numpy as np
+
+    from embedlens.training import initial_matrix
+
+    x = np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32)
+    w = initial_matrix(x, 8)  # 5 texts, 8 dimensions asked
+    assert w.shape == (12, 8)
+    np.testing.assert_allclose(w.T @ w, np.eye(8), atol=1e-5)

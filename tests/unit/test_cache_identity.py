@@ -480,9 +480,7 @@ def test_beir_training_and_evaluation_embed_queries_as_queries(tiny_beir: Path) 
 
     base = QueryHash()
     emb = open_embedder(base=base, no_cache=True)
-    lens = train_lens(
-        tiny_beir, emb, TrainConfig(progress=False, max_steps=1)
-    ).lens
+    lens = train_lens(tiny_beir, emb, TrainConfig(progress=False, max_steps=1)).lens
     ds = read_beir(tiny_beir)
     train_q = set(ds.split_queries("train")[1])
     assert train_q <= set(base.query_texts)

@@ -233,8 +233,9 @@ def test_search_grid_chosen_on_validation(tmp_path: Path, cache_dir: Path) -> No
     )
     meta = json.loads((out / "lens.json").read_text())["metadata"]["training"]
     points = {(p["lr"], p["temperature"], p["pseudo_weight"]) for p in meta["grid"]}
-    assert len(points) == 12  # 3 learning rates x 2 temperatures x pseudo-query weight 0 / 1
-    assert meta["val_best"] == max([meta["val_start"]] + [p["cv"] for p in meta["grid"]])
+    assert len(points) == 12  # 3 learning rates x 2 temperatures x pseudo-query weight 5 / 0
+    best = max([meta["val_start"]] + [p["cv"] for p in meta["grid"]])
+    assert best - 0.002 <= meta["val_best"] <= best  # ties within 0.002 go to the earlier grid point
 
 
 @pytest.mark.parametrize("split_column", [False, True])
@@ -257,7 +258,9 @@ def test_dense_pair_set_trains_and_evaluates_with_a_warning(
     common = ["--data", str(path), "--cache", str(cache_dir)]
     assert main(["train", *common, "--out", str(lens), "--max-steps", "20"]) == 0
     err = capsys.readouterr().err
-    assert "embedlens: warning:" in err and "by pair" in err, err
+    warned = [line for line in err.splitlines() if line.startswith("embedlens: warning:")]
+    assert warned and all("by pair" in line for line in warned), err
+    assert len(warned) == len(set(warned)), err  # each warning once (not again from the pre-check)
     report = tmp_path / "r.json"
     assert main(["evaluate", *common, "--lens", str(lens), "--json", str(report)]) == 0
     rep = json.loads(report.read_text())

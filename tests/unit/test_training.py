@@ -72,7 +72,7 @@ def test_pairs_lens_undoes_hidden_distortion() -> None:
     a, b, labels = _distorted_pairs(1)
     d = a.shape[1]
     fit_rows, test_rows = np.arange(800), np.arange(800, 1200)
-    cfg = TrainConfig(mode="symmetric", progress=False, max_steps=60)
+    cfg = TrainConfig(mode="symmetric", progress=False)
     result, summary = train_pairs(
         a[fit_rows], b[fit_rows], labels[fit_rows], cfg, binary=True, groups=np.arange(800)
     )
