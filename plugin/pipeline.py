@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +28,6 @@ from embedlens.evaluation.pairs import PairReport, evaluate_pairs
 from embedlens.evaluation.retrieval import DEFAULT_KS, QrelsIndex, RetrievalReport, evaluate_retrieval
 from embedlens.lens import Lens, compute_fingerprint
 from embedlens.training.config import TrainConfig
-
-if TYPE_CHECKING:
-    from embedlens.training.loop import FitResult
 
 __all__ = ["open_embedder", "train_lens", "evaluate_lens", "TrainOutcome", "load_data", "pairs_train_test"]
 
@@ -198,7 +195,7 @@ def train_lens(
         data_summary = data.summary()
     from embedlens._version import __version__
 
-    training: dict[str, Any] = {**summary, **fit_summary(result), "config": config.as_dict()}
+    training: dict[str, Any] = {**summary, **result.as_metadata(), "config": config.as_dict()}
     metadata = {
         "base_model": embedder.name,
         "base_dim": embedder.dim,
@@ -214,23 +211,6 @@ def train_lens(
         fingerprint=compute_fingerprint(embedder.base),
     )
     return TrainOutcome(lens, result.curve, training)
-
-
-def fit_summary(result: FitResult) -> dict[str, Any]:
-    """The lens-metadata form of a :class:`~embedlens.training.FitResult` (JSON types only)."""
-    return {
-        "trained": result.trained,
-        "chosen": result.chosen,
-        "chosen_steps": result.chosen_steps,
-        "val_start": result.cv_start,
-        "val_best": result.cv_best,
-        "cv_folds": result.folds,
-        "cv_uplift": None if result.uplift is None else result.uplift.as_dict(),
-        "reason": result.reason,
-        "curve": result.curve,
-        "grid": result.grid,
-        "seconds": round(result.seconds, 2),
-    }
 
 
 class TrainingDivergedError(EmbedlensInputError):

@@ -126,6 +126,22 @@ class FitResult:
     oof_lens: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seconds: float = 0.0
 
+    def as_metadata(self) -> dict[str, Any]:
+        """The lens-metadata form (JSON types only; the arrays stay out)."""
+        return {
+            "trained": self.trained,
+            "chosen": self.chosen,
+            "chosen_steps": self.chosen_steps,
+            "val_start": self.cv_start,
+            "val_best": self.cv_best,
+            "cv_folds": self.folds,
+            "cv_uplift": None if self.uplift is None else self.uplift.as_dict(),
+            "reason": self.reason,
+            "curve": self.curve,
+            "grid": self.grid,
+            "seconds": round(self.seconds, 2),
+        }
+
 
 def initial_matrix(x: np.ndarray, dim: int | None) -> np.ndarray:
     """The starting matrix: identity ``(d, d)``, or the top-``dim`` principal axes ``(d, dim)`` of ``x``.
@@ -291,23 +307,31 @@ def fit(
         curves[pi] = curve
         point_best_at.append(at)
     bar.close()
-    best = _choose(point_best_at, cv_start)
     all_units = np.concatenate(units)
     oof_raw = np.concatenate(raw_scores)
-    start_w = eye
-    if best[1] < 0:
-        reason = (
-            f"no setting beat the identity on mean {k}-fold out-of-fold validation ({cv_start:.4f}); "
-            "shipping the starting matrix (the identity; the PCA projection with --dim), never worse than raw"
-        )
+
+    def result(weights: np.ndarray, pi: int | None, reason: str, **chosen: Any) -> FitResult:
+        """The fit's outcome; ``chosen`` overrides what a shipped setting records (its point, steps, scores)."""
+        fields: dict[str, Any] = {
+            "trained": False, "chosen": {}, "chosen_steps": 0, "cv_best": cv_start, "uplift": None,
+            "oof_lens": oof_raw, **chosen,
+        }  # fmt: skip
+        curve = curves.get(0 if pi is None else pi, [{"steps": 0, "cv": cv_start}])
         return FitResult(
-            start_w, False, {}, 0, cv_start=cv_start, cv_best=cv_start, uplift=None, reason=reason,
-            curve=curves.get(0, [{"steps": 0, "cv": cv_start}]), grid=table, folds=k, oof_units=all_units,
-            oof_raw=oof_raw, oof_lens=oof_raw, seconds=time.perf_counter() - t0,
+            weights, cv_start=cv_start, reason=reason, curve=curve, grid=table, folds=k, oof_units=all_units,
+            oof_raw=oof_raw, seconds=time.perf_counter() - t0, **fields,
         )  # fmt: skip
-    pi = best[1]
-    cv_best, steps, best_scores = point_best_at[pi]
-    hp = points[pi]
+
+    start = "shipping the starting matrix (the identity; the PCA projection with --dim), never worse than raw"
+    chosen_pi = _choose(point_best_at, cv_start)
+    if chosen_pi is None:
+        return result(
+            eye,
+            None,
+            f"no setting beat the identity on mean {k}-fold out-of-fold validation ({cv_start:.4f}); {start}",
+        )
+    cv_best, steps, best_scores = point_best_at[chosen_pi]
+    hp = points[chosen_pi]
     oof_lens = np.concatenate(best_scores)
     # Bonferroni over every candidate compared on the same out-of-fold scores: each (setting, step count)
     candidates = sum(len(c) - 1 for c in curves.values())
@@ -323,28 +347,21 @@ def fit(
         reason = (
             f"best setting ({setting}, {steps} steps) reached {cv_best:.4f} on {k}-fold validation (identity "
             f"{cv_start:.4f}), but its pooled out-of-fold gain {gain.delta:+.4f} is not significant "
-            f"({level} [{lo:+.4f}, {hi:+.4f}]); shipping the starting matrix (the identity; the PCA projection "
-            "with --dim), never worse than raw"
+            f"({level} [{lo:+.4f}, {hi:+.4f}]); {start}"
         )
-        return FitResult(
-            start_w, False, {}, 0, cv_start=cv_start, cv_best=cv_start, uplift=gain, reason=reason,
-            curve=curves[pi], grid=table, folds=k, oof_units=all_units, oof_raw=oof_raw, oof_lens=oof_raw,
-            seconds=time.perf_counter() - t0,
-        )  # fmt: skip
+        return result(eye, chosen_pi, reason, uplift=gain)
     refit_steps = _refit_steps(obj, steps, k)
     final = _Run(obj, obj.train_items(hp, labelled), hp, config.seed)
     for _ in tqdm(range(refit_steps), desc="refit on all", disable=not config.progress, leave=False):
         final.step()
-    weights = final.lens.matrix()
     reason = (
         f"{setting}, {steps} steps: {k}-fold validation {cv_start:.4f} -> {cv_best:.4f}; pooled out-of-fold "
         f"gain {gain.delta:+.4f} ({level} [{lo:+.4f}, {hi:+.4f}]); refit on all training data "
         f"for {refit_steps} steps"
     )
-    return FitResult(
-        weights, True, hp, steps, cv_start=cv_start, cv_best=cv_best, uplift=gain, reason=reason,
-        curve=curves[pi], grid=table, folds=k, oof_units=all_units, oof_raw=oof_raw, oof_lens=oof_lens,
-        seconds=time.perf_counter() - t0,
+    return result(
+        final.lens.matrix(), chosen_pi, reason, trained=True, chosen=hp, chosen_steps=steps, cv_best=cv_best,
+        uplift=gain, oof_lens=oof_lens,
     )  # fmt: skip
 
 
@@ -353,19 +370,15 @@ def fit(
 TIE_TOLERANCE = 0.002
 
 
-def _choose(
-    point_best_at: Sequence[tuple[float, int, list[np.ndarray]]], cv_start: float
-) -> tuple[float, int]:
-    """``(mean OOF metric, point index)`` of the chosen grid point; index -1 when none beats the start."""
-    if not point_best_at:
-        return cv_start, -1
-    top = max(cv for cv, _, _ in point_best_at)
+def _choose(point_best_at: Sequence[tuple[float, int, list[np.ndarray]]], cv_start: float) -> int | None:
+    """Index of the chosen grid point (the first within :data:`TIE_TOLERANCE` of the best); None when
+    no point beats the start."""
+    top = max((cv for cv, _, _ in point_best_at), default=cv_start)
     if not top > cv_start + 1e-6:
-        return cv_start, -1
-    for pi, (cv, steps, _) in enumerate(point_best_at):
-        if steps > 0 and cv >= top - TIE_TOLERANCE:
-            return cv, pi
-    return cv_start, -1  # pragma: no cover - the top point itself qualifies
+        return None
+    return next(
+        pi for pi, (cv, steps, _) in enumerate(point_best_at) if steps > 0 and cv >= top - TIE_TOLERANCE
+    )
 
 
 def _refit_steps(obj: Objective, steps: int, k: int) -> int:
