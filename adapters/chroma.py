@@ -292,7 +292,7 @@ class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
         query_prompt: str | None = None,
         document_prompt: str | None = None,
     ) -> None:
-        from embedlens.pipeline import open_embedder
+        from embedlens.cache import open_embedder
 
         self.model = model
         self.cache_dir = cache_dir

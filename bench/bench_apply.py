@@ -44,8 +44,8 @@ def main() -> None:
 
     from embedlens.adapters.chroma import LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
+    from embedlens.app.demo import demo_data_dir
     from embedlens.datasets import read_beir
-    from embedlens.demo import demo_data_dir
     from embedlens.embedders.local import SentenceTransformerEmbedder, default_model_path
     from embedlens.lens import compute_fingerprint
 

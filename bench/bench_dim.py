@@ -12,9 +12,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from _util import BENCH_CACHE as CACHE
 from _util import HERE_PLOTS, SHARED, save
 
+from embedlens.cache import open_embedder
 from embedlens.datasets import read_beir
-from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
+from embedlens.evaluation.workflow import evaluate_lens
 from embedlens.training import TrainConfig
+from embedlens.training.workflow import train_lens
 
 
 def main() -> None:

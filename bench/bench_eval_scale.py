@@ -15,7 +15,8 @@ import numpy as np
 from _util import peak_rss_mb, rss_mb, save
 
 from embedlens import Lens
-from embedlens.evaluation.retrieval import QrelsIndex, build_index, evaluate_retrieval, search
+from embedlens.evaluation.retrieval import evaluate_retrieval
+from embedlens.index import Qrels, build_index, search
 
 D, N_QUERIES, BATCH = 384, 300, 100_000
 
@@ -45,9 +46,7 @@ def main() -> None:
     docs = np.load(path, mmap_mode="r")  # read back from disk batch by batch
     target = rng.choice(n_docs, N_QUERIES, replace=False)
     queries = (docs[np.sort(target)] + 0.5 * rng.standard_normal((N_QUERIES, D))).astype(np.float32)
-    qrels = QrelsIndex.from_pairs(
-        np.arange(N_QUERIES), np.sort(target), np.ones(N_QUERIES), N_QUERIES, n_docs
-    )
+    qrels = Qrels.from_pairs(np.arange(N_QUERIES), np.sort(target), np.ones(N_QUERIES), N_QUERIES, n_docs)
     lens = Lens(np.eye(D, dtype=np.float32) + 0.01 * rng.standard_normal((D, D)).astype(np.float32))
     vectors_mb = n_docs * D * 4 / 2**20
     base = rss_mb()

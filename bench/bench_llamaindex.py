@@ -21,9 +21,10 @@ def llamaindex_anchor(work: Path) -> dict:
     """Run LlamaIndex's adapter in .venv-bench (if present) and score its test-query vectors here."""
     import subprocess
 
+    from embedlens.cache import open_embedder
     from embedlens.datasets import read_beir
-    from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
-    from embedlens.pipeline import open_embedder
+    from embedlens.evaluation.retrieval import per_query_metrics
+    from embedlens.index import Qrels, build_index, search
 
     py = Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "python"
     if not py.exists():
@@ -40,7 +41,7 @@ def llamaindex_anchor(work: Path) -> dict:
     res = {}
     for name, meta in info.items():
         qids = meta["query_ids"]
-        qrels = QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids)
+        qrels = Qrels.from_dict(ds.qrels["test"], qids, ds.corpus_ids)
         pq = per_query_metrics(search(index, np.load(out / f"{name}.npy"), 100), qrels, (10, 100))
         seen = np.array([any(d in train_docs for d in ds.qrels["test"][q]) for q in qids])
         res[name] = {

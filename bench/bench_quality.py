@@ -24,7 +24,7 @@ import numpy as np
 from _util import BENCH_CACHE as CACHE
 from _util import SHARED, peak_rss_mb, save
 
-from embedlens.cli import main as cli
+from embedlens.app.cli import main as cli
 
 
 def run(data: Path, work: Path, name: str, *extra: str) -> dict:
@@ -51,10 +51,10 @@ def cookbook_snli(seed: int = 0) -> dict:
     """The cookbook's procedure on the same SNLI split; lr chosen by training accuracy (not test)."""
     import torch
 
-    from embedlens.datasets import read_pairs
+    from embedlens.cache import open_embedder
+    from embedlens.datasets import pairs_train_test, read_pairs
+    from embedlens.evaluation.metrics import accuracy_at_threshold, best_threshold
     from embedlens.evaluation.pairs import pair_cosines
-    from embedlens.metrics import accuracy_at_threshold, best_threshold
-    from embedlens.pipeline import open_embedder, pairs_train_test
 
     data = read_pairs(SHARED / "snli_1.0_train_2k.csv")
     train, test, _ = pairs_train_test(data)
@@ -126,7 +126,7 @@ def main() -> None:
             f"(train {out['snli']['train_s']:.1f} s); cookbook {out['snli_cookbook']['accuracy']:.4f} "
             f"(train {out['snli_cookbook']['train_s']:.1f} s)"
         )
-    from embedlens.demo import demo_data_dir
+    from embedlens.app.demo import demo_data_dir
 
     out["demo"] = run(demo_data_dir(), work, "demo")
     d = out["demo"]

@@ -1,7 +1,7 @@
 """SNLI entailment vs contradiction: variants of the trainer (test accuracy, out-of-fold thresholds).
 
 Each fixed variant ships its best cross-validated setting here (``require_significant=False``) so its test
-accuracy can be shown even where the default safeguard would ship the identity; the ``--search`` rows
+accuracy can be shown even where the default safeguard would ship the identity; the ``--wide-grid`` rows
 are what the CLI ships (wider CV grid, safeguard on). Run: python bench/bench_snli_variants.py
 """
 
@@ -14,8 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from _util import BENCH_CACHE as CACHE
 from _util import SHARED, save
 
-from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
+from embedlens.cache import open_embedder
+from embedlens.evaluation.workflow import evaluate_lens
 from embedlens.training import TrainConfig
+from embedlens.training.workflow import train_lens
 
 VARIANTS = {
     "defaults (query; rank full or 32 by CV; lr 1e-3)": {},
@@ -35,7 +37,6 @@ def main() -> None:
         return
     emb = open_embedder(None, cache_dir=CACHE)
     emb.progress = False
-    from embedlens.pipeline import search_train
 
     def row(name: str, out) -> dict:  # noqa: ANN001 - a TrainOutcome
         rep = evaluate_lens(data, out.lens, emb, n_boot=500)
@@ -62,11 +63,11 @@ def main() -> None:
         row(name, train_lens(data, emb, TrainConfig(progress=False, require_significant=False, **kw)))
         for name, kw in VARIANTS.items()
     ]
-    # What a user gets with `embedlens train --search` (grid chosen on validation, significance check on).
+    # What a user gets with `embedlens train --wide-grid` (grid chosen on validation, significance check on).
     for mode in ("query", "symmetric"):
-        out = search_train(data, emb, TrainConfig(progress=False, mode=mode))
+        out = train_lens(data, emb, TrainConfig(progress=False, mode=mode, wide_grid=True))
         chosen = out.lens.metadata["training"]["chosen"]
-        rows.append(row(f"--search --mode {mode} (chose {chosen or 'the identity'})", out))
+        rows.append(row(f"--wide-grid --mode {mode} (chose {chosen or 'the identity'})", out))
     save("snli_variants", {"rows": rows})
 
 

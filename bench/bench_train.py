@@ -12,10 +12,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _util import BENCH_CACHE, SHARED, best_of, peak_rss_mb, save
 
+from embedlens.cache import open_embedder
 from embedlens.datasets import read_beir
 from embedlens.embedders.local import SentenceTransformerEmbedder
-from embedlens.pipeline import open_embedder, train_lens, training_inputs
 from embedlens.training import TrainConfig
+from embedlens.training.workflow import train_lens, training_inputs
 
 
 def main() -> None:

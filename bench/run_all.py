@@ -439,7 +439,7 @@ def render() -> None:
             "## SNLI: variants of the trainer (entailment vs contradiction, test accuracy, out-of-fold thresholds)",
             "",
             "Each fixed variant ships its best cross-validated setting here even when the gain is not significant (the",
-            "default safeguard would ship the identity); the `--search` rows are what `embedlens train --search` ships",
+            "default safeguard would ship the identity); the `--wide-grid` rows are what `embedlens train --wide-grid` ships",
             "(wider CV grid, safeguard on). `val AUC` is the mean 5-fold out-of-fold AUC.",
             "",
             "| variant | val AUC start → best | test accuracy raw → lens | Δ (95 % CI) | test AUC raw → lens |",

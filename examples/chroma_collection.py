@@ -16,11 +16,12 @@ import chromadb
 from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
 
 from embedlens.adapters.chroma import LensEmbeddingFunction
+from embedlens.app.demo import demo_data_dir
+from embedlens.cache import open_embedder
 from embedlens.datasets import read_beir
-from embedlens.demo import demo_data_dir
 from embedlens.embedders.local import default_model_path
-from embedlens.pipeline import open_embedder, train_lens
 from embedlens.training import TrainConfig
+from embedlens.training.workflow import train_lens
 
 REOPEN = """
 import sys, chromadb

@@ -15,10 +15,11 @@ from langchain_chroma import Chroma
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
 from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
+from embedlens.app.demo import demo_data_dir
+from embedlens.cache import open_embedder
 from embedlens.datasets import read_beir
-from embedlens.demo import demo_data_dir
-from embedlens.pipeline import open_embedder, train_lens
 from embedlens.training import TrainConfig
+from embedlens.training.workflow import train_lens
 
 
 def main() -> None:

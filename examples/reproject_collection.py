@@ -13,10 +13,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import chromadb
 
 from embedlens.adapters.chroma import reproject_collection
+from embedlens.app.demo import demo_data_dir
+from embedlens.cache import open_embedder
 from embedlens.datasets import read_beir
-from embedlens.demo import demo_data_dir
-from embedlens.pipeline import open_embedder, train_lens
 from embedlens.training import TrainConfig
+from embedlens.training.workflow import train_lens
 
 
 def main() -> None:

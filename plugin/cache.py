@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from embedlens._arrays import as_matrix
+from embedlens.embedders import get_embedder
 from embedlens.embedders.base import Embedder
 from embedlens.embedders.identity import check_cacheable, embed_queries, identity_of, query_identity_of
-from embedlens.errors import EmbedderError
+from embedlens.errors import EmbedderError, EmbedlensInputError
 
-__all__ = ["EmbeddingCache", "CachedEmbedder", "default_cache_dir"]
+__all__ = ["CachedEmbedder", "EmbeddingCache", "default_cache_dir", "open_embedder"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -318,3 +319,29 @@ class CachedEmbedder:
 
             return tqdm(chunks, desc=f"embedding with {self.name}", unit="batch", leave=False)
         return chunks
+
+
+def open_embedder(
+    model: str | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    no_cache: bool = False,
+    base: Embedder | None = None,
+    query_prompt: str | None = None,
+    document_prompt: str | None = None,
+) -> CachedEmbedder:
+    """The base model behind the embedding cache (``no_cache`` skips the cache).
+
+    ``query_prompt`` / ``document_prompt`` (sentence-transformers models only) override the
+    model's own prompts; queries are embedded with the query prompt in training and serving alike.
+    """
+    prompts = {
+        k: v
+        for k, v in (("query_prompt", query_prompt), ("document_prompt", document_prompt))
+        if v is not None
+    }
+    if prompts and (base is not None or (model or "").startswith("openai:")):
+        raise EmbedlensInputError("query_prompt / document_prompt apply to sentence-transformers models only")
+    emb = base if base is not None else get_embedder(model, **prompts)
+    cache = None if no_cache else EmbeddingCache(cache_dir)
+    return CachedEmbedder(emb, cache)

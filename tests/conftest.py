@@ -79,7 +79,7 @@ def tiny_beir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def demo_dir() -> Path:
-    from embedlens.demo import demo_data_dir
+    from embedlens.app.demo import demo_data_dir
 
     return demo_data_dir()
 

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from embedlens.evaluation.pairs import PairReport, evaluate_pairs
-from embedlens.evaluation.retrieval import (
-    QrelsIndex,
-    RetrievalReport,
-    build_index,
-    evaluate_retrieval,
-    per_query_metrics,
-    search,
-)
+from embedlens.evaluation.retrieval import RetrievalReport, evaluate_retrieval, per_query_metrics
 
 __all__ = [
     "PairReport",
-    "QrelsIndex",
     "RetrievalReport",
-    "build_index",
     "evaluate_pairs",
     "evaluate_retrieval",
     "per_query_metrics",
-    "search",
 ]

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embedlens._arrays import as_matrix, l2_normalize
-from embedlens.metrics import accuracy_at_threshold, best_threshold, roc_auc, spearman
-from embedlens.stats import Uplift, paired_uplift, paired_uplift_stat
+from embedlens.evaluation.metrics import accuracy_at_threshold, best_threshold, roc_auc, spearman
+from embedlens.evaluation.stats import Uplift, paired_uplift, paired_uplift_stat
 
 if TYPE_CHECKING:
     from embedlens.lens import Lens

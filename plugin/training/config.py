@@ -68,7 +68,7 @@ class TrainConfig:
     n_hard: int = 8
     negatives_ratio: float = 1.0
     pseudo_queries: PseudoQueries = "auto"
-    search: bool = False
+    wide_grid: bool = False
     progress: bool = True
     require_significant: bool = True
 
@@ -101,7 +101,7 @@ class TrainConfig:
             raise bad("loss", self.loss, "'cosent' or 'mse'")
         if self.pseudo_queries not in ("auto", "titles", "leads", "off"):
             raise bad("pseudo_queries", self.pseudo_queries, "'auto', 'titles', 'leads' or 'off'")
-        for name in ("search", "progress", "require_significant"):
+        for name in ("wide_grid", "progress", "require_significant"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, getattr(self, name), "True or False")
         if self.batch_size is not None and not _is_int(self.batch_size, 2):

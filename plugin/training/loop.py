@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from embedlens.stats import Uplift
+from embedlens.datasets.splits import make_folds
+from embedlens.evaluation.stats import Uplift
 from embedlens.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -158,21 +159,6 @@ def initial_matrix(x: np.ndarray, dim: int | None) -> np.ndarray:
     # eigenvectors of the (d, d) scatter matrix: a full orthonormal basis even with fewer texts than d
     _, vecs = np.linalg.eigh(centered.T @ centered)  # ascending eigenvalues
     return np.ascontiguousarray(vecs[:, ::-1][:, :dim].astype(np.float32))  # (d, dim)
-
-
-def make_folds(groups: np.ndarray, validatable: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold ``(n_items,)`` of every item: ``0..k-1`` for validatable items (whole groups), -1 otherwise.
-
-    Groups are dealt round-robin in a seeded random order, so fold sizes differ by at most one group.
-    """
-    fold = np.full(len(groups), -1, dtype=np.int64)
-    g = np.asarray(groups)[validatable]
-    uniq, inverse = np.unique(g, return_inverse=True)
-    perm = np.random.default_rng(seed).permutation(len(uniq))
-    fold_of_group = np.empty(len(uniq), dtype=np.int64)
-    fold_of_group[perm] = np.arange(len(uniq)) % k
-    fold[np.flatnonzero(validatable)] = fold_of_group[inverse]
-    return fold
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embedlens._arrays import l2_normalize
-from embedlens.metrics import best_threshold, roc_auc, spearman
-from embedlens.stats import Uplift, normal_uplift
+from embedlens.evaluation.metrics import best_threshold, roc_auc, spearman
+from embedlens.evaluation.stats import Uplift, normal_uplift
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
@@ -215,7 +215,7 @@ def train_pairs(
     obj = PairsObjective(
         x, y, labels, groups, binary=binary, mode=mode, loss=config.loss, batch_size=config.batch_size
     )
-    lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.search else DEFAULT_LRS)
+    lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.wide_grid else DEFAULT_LRS)
     ranks: tuple[int | str, ...] = (config.rank,) if config.rank is not None else DEFAULT_RANKS
     grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": ranks, "reg": (config.reg,)}
     result = fit(obj, config, grid, desc=f"training (pairs, {config.loss})")

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embedlens._arrays import l2_normalize
-from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
-from embedlens.stats import Uplift, normal_uplift
+from embedlens.evaluation.retrieval import per_query_metrics
+from embedlens.evaluation.stats import Uplift, normal_uplift
+from embedlens.index import Qrels, build_index, search
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
@@ -49,22 +50,12 @@ SEARCH_LRS = (3e-3, 1e-2, 3e-2)
 
 
 def retrieval_ndcg10(
-    w: np.ndarray, queries: np.ndarray, docs: np.ndarray, qrels: QrelsIndex, *, mode: str
+    w: np.ndarray, queries: np.ndarray, docs: np.ndarray, qrels: Qrels, *, mode: str
 ) -> np.ndarray:
     """Per-query nDCG@10 ``(n,)`` of ``queries`` ``(n, d)`` against all ``docs`` ``(N, d)`` through ``w``."""
     doc_side = docs @ w if mode == "symmetric" else docs
     ranked = search(build_index(doc_side), queries @ w, 10)
     return per_query_metrics(ranked, qrels, (10,))["ndcg@10"]
-
-
-def subset_qrels(qrels: QrelsIndex, rows: np.ndarray) -> QrelsIndex:
-    """The judgements of query rows ``rows`` (renumbered ``0..len(rows)-1``)."""
-    q = qrels.keys // qrels.n_docs
-    d = qrels.keys % qrels.n_docs
-    new_row = np.full(qrels.n_queries, -1, dtype=np.int64)
-    new_row[rows] = np.arange(len(rows))
-    keep = new_row[q] >= 0
-    return QrelsIndex.from_pairs(new_row[q[keep]], d[keep], qrels.grades[keep], len(rows), qrels.n_docs)
 
 
 class RetrievalObjective:
@@ -76,7 +67,7 @@ class RetrievalObjective:
         self,
         queries: np.ndarray,
         docs: np.ndarray,
-        qrels: QrelsIndex,
+        qrels: Qrels,
         *,
         mode: str = "query",
         pseudo_queries: np.ndarray | None = None,
@@ -95,7 +86,7 @@ class RetrievalObjective:
         n_docs = d.shape[0]
         self.queries, self.docs, self.qrels = q, d, qrels
         positive = qrels.grades > 0
-        lq, ld = qrels.keys[positive] // n_docs, qrels.keys[positive] % n_docs  # sorted by query
+        lq, ld = qrels.query_rows[positive], qrels.doc_rows[positive]  # sorted by query
         pq = (
             np.zeros((0, self.dim), np.float32)
             if pseudo_queries is None
@@ -145,7 +136,7 @@ class RetrievalObjective:
         self.item_doc_t = torch.from_numpy(self.item_doc)
         self.pool_t = torch.from_numpy(self.pool)
         self._doc_index: Any = None
-        self._qrels_of: dict[bytes, QrelsIndex] = {}
+        self._qrels_of: dict[bytes, Qrels] = {}
 
     # -- training
     def train_items(self, hp: Mapping[str, Any], labelled: np.ndarray) -> np.ndarray:
@@ -236,7 +227,7 @@ class RetrievalObjective:
         """Per-query nDCG@10 of query rows ``units`` through ``w`` over the whole corpus (exact)."""
         key = units.tobytes()
         if key not in self._qrels_of:
-            self._qrels_of[key] = subset_qrels(self.qrels, units)
+            self._qrels_of[key] = self.qrels.subset(units)
         if self.mode == "symmetric":
             index = build_index(self.docs @ w)
         else:
@@ -269,7 +260,7 @@ class RetrievalObjective:
 def train_retrieval(
     queries: np.ndarray,
     docs: np.ndarray,
-    qrels: QrelsIndex,
+    qrels: Qrels,
     config: TrainConfig,
     *,
     pseudo_queries: np.ndarray | None = None,
@@ -304,7 +295,7 @@ def train_retrieval(
         n_hard=config.n_hard,
         seed=config.seed,
     )
-    lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.search else DEFAULT_LRS)
+    lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.wide_grid else DEFAULT_LRS)
     ranks: tuple[int | str, ...] = (config.rank,) if config.rank is not None else DEFAULT_RANKS
     grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": ranks, "reg": (config.reg,)}
     if has_pseudo:
@@ -312,7 +303,7 @@ def train_retrieval(
         grid["pseudo_weight"] = (
             weights if config.pseudo_queries == "auto" else tuple(w for w in weights if w > 0)
         )
-    if config.search:
+    if config.wide_grid:
         grid["temperature"] = (0.05, 0.1)
     obj.batch_size = config.batch_size  # None: every training item in every step
     result = fit(obj, config, grid, desc="training (retrieval)")

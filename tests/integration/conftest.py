@@ -17,7 +17,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def local_embedder(cache_dir: Path):  # type: ignore[no-untyped-def]
-    from embedlens.pipeline import open_embedder
+    from embedlens.cache import open_embedder
 
     emb = open_embedder(None, cache_dir=cache_dir)
     emb.progress = False
@@ -27,9 +27,9 @@ def local_embedder(cache_dir: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def lens_dirs(tmp_path_factory: pytest.TempPathFactory, local_embedder) -> dict[str, Path]:  # type: ignore[no-untyped-def]
     """A symmetric and a query lens trained on the shipped demo data with the real model."""
-    from embedlens.demo import demo_data_dir
-    from embedlens.pipeline import train_lens
+    from embedlens.app.demo import demo_data_dir
     from embedlens.training import TrainConfig
+    from embedlens.training.workflow import train_lens
 
     root = tmp_path_factory.mktemp("lenses")
     out = {}

@@ -332,7 +332,7 @@ def test_reproject_base_that_cannot_be_rebuilt_needs_explicit_no_function(tmp_pa
 
 
 def _reproject_cli(path: Path, lens: Path, *extra: str, source: str = "raw", target: str = "lensed") -> int:
-    from embedlens.cli import main
+    from embedlens.app.cli import main
 
     argv = ["reproject", "--path", str(path), "--source", source, "--target", target, "--lens", str(lens)]
     return main([*argv, *extra])

@@ -14,8 +14,8 @@ import pytest
 
 from embedlens import LensFormatError, load_lens
 from embedlens.adapters.chroma import LensEmbeddingFunction
+from embedlens.app.demo import demo_data_dir
 from embedlens.datasets import read_beir
-from embedlens.demo import demo_data_dir
 from embedlens.embedders.local import default_model_path
 
 chromadb = pytest.importorskip("chromadb")
@@ -234,7 +234,7 @@ def test_reproject_resumes_after_interruption(
 
 
 def test_reproject_cli(tmp_path: Path, lens_dirs: dict[str, Path]) -> None:
-    from embedlens.cli import main
+    from embedlens.app.cli import main
 
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
     src = client.create_collection("src-docs", embedding_function=None)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from embedlens.cli import main
+from embedlens.app.cli import main
+from embedlens.app.demo import demo_data_dir, seen_unseen_line
 from embedlens.datasets import read_beir
-from embedlens.demo import demo_data_dir, seen_unseen_line
 
 
 @pytest.fixture(scope="module")

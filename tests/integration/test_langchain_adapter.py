@@ -84,8 +84,8 @@ def test_langchain_chroma_vector_store_and_chain(
     from langchain_chroma import Chroma
     from langchain_core.runnables import RunnableLambda
 
+    from embedlens.app.demo import demo_data_dir
     from embedlens.datasets import read_beir
-    from embedlens.demo import demo_data_dir
 
     ds = read_beir(demo_data_dir())
     lens = load_lens(lens_dirs["symmetric"])

@@ -205,8 +205,8 @@ def test_openai_as_base_everywhere_and_key_never_stored(
 
     from embedlens.adapters.chroma import LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
-    from embedlens.cli import main
-    from embedlens.demo import demo_data_dir
+    from embedlens.app.cli import main
+    from embedlens.app.demo import demo_data_dir
 
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     cache, lens_dir, db = tmp_path / "cache", tmp_path / "lens", tmp_path / "chroma"

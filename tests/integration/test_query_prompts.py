@@ -45,8 +45,7 @@ def test_queries_use_the_saved_query_prompt(prompted_dir: Path) -> None:
 def test_query_rows_are_kept_apart_and_served_as_queries(prompted_dir: Path, tmp_path: Path) -> None:
     from embedlens import Lens
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
-    from embedlens.cache import EmbeddingCache
-    from embedlens.pipeline import open_embedder
+    from embedlens.cache import EmbeddingCache, open_embedder
 
     emb = open_embedder(str(prompted_dir), cache_dir=tmp_path)
     emb.progress = False
@@ -60,7 +59,7 @@ def test_query_rows_are_kept_apart_and_served_as_queries(prompted_dir: Path, tmp
 
 
 def test_model_copies_with_one_basename_do_not_share_rows(prompted_dir: Path, tmp_path: Path) -> None:
-    from embedlens.pipeline import open_embedder
+    from embedlens.cache import open_embedder
 
     copy = tmp_path / "elsewhere" / "final"
     shutil.copytree(prompted_dir, copy)
@@ -80,10 +79,11 @@ def test_model_copies_with_one_basename_do_not_share_rows(prompted_dir: Path, tm
 def test_training_and_evaluation_use_the_query_prompt(
     prompted_dir: Path, tmp_path: Path, tiny_beir: Path
 ) -> None:
-    from embedlens.cache import EmbeddingCache
+    from embedlens.cache import EmbeddingCache, open_embedder
     from embedlens.datasets import read_beir
-    from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
+    from embedlens.evaluation.workflow import evaluate_lens
     from embedlens.training import TrainConfig
+    from embedlens.training.workflow import train_lens
 
     emb = open_embedder(str(prompted_dir), cache_dir=tmp_path / "cache")
     emb.progress = False
@@ -100,8 +100,8 @@ def test_training_and_evaluation_use_the_query_prompt(
 
 
 def test_default_model_identity_stays_cheap(tmp_path: Path) -> None:
+    from embedlens.cache import open_embedder
     from embedlens.embedders import identity
-    from embedlens.pipeline import open_embedder
 
     identity._MEMO.clear()
     emb = open_embedder(None, cache_dir=tmp_path)

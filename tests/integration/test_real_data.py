@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from embedlens.cli import main
+from embedlens.app.cli import main
 from tests.conftest import SHARED_DATA, requires_shared
 
 pytestmark = pytest.mark.slow
@@ -69,16 +69,17 @@ def test_scifact_default_lens_beats_anchors(scifact_report: dict[str, Any]) -> N
 @requires_shared("beir", "scifact")
 def test_metrics_agree_with_ranx(cache_dir: Path) -> None:
     ranx = pytest.importorskip("ranx")
+    from embedlens.cache import open_embedder
     from embedlens.datasets import read_beir
-    from embedlens.evaluation.retrieval import QrelsIndex, build_index, per_query_metrics, search
-    from embedlens.pipeline import open_embedder
+    from embedlens.evaluation.retrieval import per_query_metrics
+    from embedlens.index import Qrels, build_index, search
 
     ds = read_beir(SCIFACT)
     emb = open_embedder(None, cache_dir=cache_dir)
     qids, qtexts = ds.split_queries("test")
     docs, queries = emb.embed(ds.corpus_texts), emb.embed(qtexts)
     ranked = search(build_index(docs), queries, 100)
-    ours = per_query_metrics(ranked, QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids), (10, 100))
+    ours = per_query_metrics(ranked, Qrels.from_dict(ds.qrels["test"], qids, ds.corpus_ids), (10, 100))
     scores = np.linspace(1.0, 0.01, 100)
     run = ranx.Run(
         {
@@ -105,10 +106,12 @@ def test_chroma_top10_equals_faiss_evaluator(tmp_path: Path, cache_dir: Path) ->
     import chromadb
 
     from embedlens.adapters.chroma import EmbedlensBaseFunction, LensEmbeddingFunction
+    from embedlens.cache import open_embedder
     from embedlens.datasets import read_beir
-    from embedlens.evaluation.retrieval import QrelsIndex, evaluate_retrieval
-    from embedlens.pipeline import open_embedder, train_lens
+    from embedlens.evaluation.retrieval import evaluate_retrieval
+    from embedlens.index import Qrels
     from embedlens.training import TrainConfig
+    from embedlens.training.workflow import train_lens
 
     ds = read_beir(SCIFACT)
     emb = open_embedder(None, cache_dir=cache_dir)
@@ -119,7 +122,7 @@ def test_chroma_top10_equals_faiss_evaluator(tmp_path: Path, cache_dir: Path) ->
     report = evaluate_retrieval(
         emb.embed_queries(qtexts),
         emb.embed(ds.corpus_texts),
-        QrelsIndex.from_dict(ds.qrels["test"], qids, ds.corpus_ids),
+        Qrels.from_dict(ds.qrels["test"], qids, ds.corpus_ids),
         lens,
         n_boot=10,
     )

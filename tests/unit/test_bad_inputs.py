@@ -1,6 +1,6 @@
 """Every bad input exits 2 with one line naming the file (and line) or the option, before any model loads.
 
-The CLI tests replace ``embedlens.cli._embedder`` with one that fails the test if it is called (the model
+The CLI tests replace ``embedlens.app.cli._embedder`` with one that fails the test if it is called (the model
 must not load before the data and options are checked) or with the fast hashing embedder.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from embedlens import cli
-from embedlens.cli import build_parser, main
+from embedlens.app import cli
+from embedlens.app.cli import build_parser, main
 from embedlens.datasets import read_beir, read_pairs
 from embedlens.errors import DataFormatError, EmbedlensInputError
 from embedlens.lens import Lens
@@ -44,7 +44,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def hash_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    from embedlens.pipeline import open_embedder
+    from embedlens.cache import open_embedder
 
     monkeypatch.setattr(
         cli, "_embedder", lambda args, model: open_embedder(base=HashEmbedder(dim=16), no_cache=True)
@@ -233,7 +233,7 @@ def test_bad_openai_spec_python_api() -> None:
         ({"rank": 0}, "--rank"),
         ({"folds": 1}, "--folds"),
         ({"pseudo_queries": "bodies"}, "--pseudo-queries"),
-        ({"search": "yes"}, "search"),
+        ({"wide_grid": "yes"}, "wide_grid"),
         ({"temperature": 0.0}, "--temperature"),
         ({"seed": -1}, "--seed"),
         ({"patience": 0}, "patience"),
@@ -287,7 +287,7 @@ def test_evaluate_unknown_split_of_pairs_without_split_column(
 
 
 def test_split_train_of_pairs_without_split_column_is_the_train_half(good_pairs: Path) -> None:
-    from embedlens.pipeline import pairs_train_test
+    from embedlens.datasets import pairs_train_test
 
     data = read_pairs(good_pairs)
     train, test_half, _ = pairs_train_test(data, "test")
@@ -318,7 +318,7 @@ def test_bad_data_fails_fast_without_loading_torch(tmp_path: Path) -> None:
     p.write_bytes(b"text_1,text_2,label\n\xe9t\xe9,b,1\n")
     code = (
         "import sys, time\n"
-        "from embedlens.cli import main\n"
+        "from embedlens.app.cli import main\n"
         "t = time.perf_counter()\n"
         f"rc = main(['train', '--data', {str(p)!r}, '--out', {str(tmp_path / 'lens')!r}, '--no-cache'])\n"
         "took = time.perf_counter() - t\n"
@@ -339,7 +339,7 @@ def test_quiet_prints_only_the_result(tmp_path: Path, good_pairs: Path) -> None:
         [
             sys.executable,
             "-m",
-            "embedlens.cli",
+            "embedlens.app.cli",
             "train",
             "--data",
             str(good_pairs),
@@ -413,8 +413,9 @@ def test_train_config_bounds(kwargs: dict[str, Any], named: str) -> None:
 
 
 def test_diverged_training_names_the_options_not_the_vectors(tiny_beir: Path, good_pairs: Path) -> None:
-    from embedlens.pipeline import TrainingDivergedError, open_embedder, train_lens
+    from embedlens.cache import open_embedder
     from embedlens.training import TrainConfig
+    from embedlens.training.workflow import TrainingDivergedError, train_lens
 
     for data, named in ((tiny_beir, "--temperature"), (good_pairs, "--lr")):
         cfg = TrainConfig(progress=False, max_steps=2)

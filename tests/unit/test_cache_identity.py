@@ -474,9 +474,11 @@ def test_user_prompts_override_and_change_the_identity(tmp_path: Path, fake_st: 
 
 
 def test_beir_training_and_evaluation_embed_queries_as_queries(tiny_beir: Path) -> None:
+    from embedlens.cache import open_embedder
     from embedlens.datasets import read_beir
-    from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
+    from embedlens.evaluation.workflow import evaluate_lens
     from embedlens.training import TrainConfig
+    from embedlens.training.workflow import train_lens
 
     base = QueryHash()
     emb = open_embedder(base=base, no_cache=True)
@@ -491,8 +493,10 @@ def test_beir_training_and_evaluation_embed_queries_as_queries(tiny_beir: Path) 
 
 
 def test_pairs_text_1_is_the_query_side(tmp_path: Path) -> None:
-    from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
+    from embedlens.cache import open_embedder
+    from embedlens.evaluation.workflow import evaluate_lens
     from embedlens.training import TrainConfig
+    from embedlens.training.workflow import train_lens
 
     rows = ["text_1,text_2,label"]
     rows += [f"question {i} about q{i},answer {i} about a{i},{1 if i % 2 else -1}" for i in range(60)]
@@ -510,7 +514,7 @@ def test_pairs_text_1_is_the_query_side(tmp_path: Path) -> None:
 
 def test_training_inputs_and_missing_count_each_side(tmp_path: Path, tiny_beir: Path) -> None:
     from embedlens.datasets import read_beir
-    from embedlens.pipeline import training_inputs
+    from embedlens.training.workflow import training_inputs
 
     docs, queries = training_inputs(tiny_beir)
     ds = read_beir(tiny_beir)
@@ -541,10 +545,10 @@ def test_langchain_embedder_embeddings_serve_queries_as_queries() -> None:
 
 
 def test_chroma_base_function_serves_queries_as_queries(monkeypatch: pytest.MonkeyPatch) -> None:
-    import embedlens.pipeline as pipeline
+    import embedlens.cache
     from embedlens.adapters.chroma import EmbedlensBaseFunction
 
-    monkeypatch.setattr(pipeline, "get_embedder", lambda model=None, **kw: QueryHash(name=str(model)))
+    monkeypatch.setattr(embedlens.cache, "get_embedder", lambda model=None, **kw: QueryHash(name=str(model)))
     fn = EmbedlensBaseFunction("query-hash-test-model", "")
     np.testing.assert_allclose(
         fn.embed_query(["find me"])[0], QueryHash().embed_queries(["find me"])[0], atol=1e-6
@@ -574,8 +578,8 @@ def test_wrapped_local_model_paths_are_digested(tmp_path: Path) -> None:
 
 
 def test_prompts_for_an_openai_model_are_refused() -> None:
+    from embedlens.cache import open_embedder
     from embedlens.errors import EmbedlensInputError
-    from embedlens.pipeline import open_embedder
 
     with pytest.raises(EmbedlensInputError, match="sentence-transformers"):
         open_embedder("openai:text-embedding-3-small", query_prompt="query: ", no_cache=True)

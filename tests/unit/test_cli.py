@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from embedlens.cli import main
+from embedlens.app.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, Path]:
-    from embedlens.demo import demo_data_dir
+    from embedlens.app.demo import demo_data_dir
 
     out = tmp_path_factory.mktemp("lens") / "lens"
     rc = main(
@@ -137,12 +137,12 @@ def test_corrupted_lens_exit_2(
 def test_other_failure_exit_1_and_debug_traceback(
     monkeypatch: pytest.MonkeyPatch, trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import embedlens.report
+    import embedlens.app.report
 
     def boom(*a: object, **k: object) -> str:
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setattr(embedlens.report, "format_lens_info", boom)
+    monkeypatch.setattr(embedlens.app.report, "format_lens_info", boom)
     assert main(["info", str(trained[1])]) == 1
     assert _one_line_error(capsys) == "embedlens: error: disk on fire"
     assert main(["info", str(trained[1]), "--debug"]) == 1
@@ -151,7 +151,7 @@ def test_other_failure_exit_1_and_debug_traceback(
 
 def test_console_script_exit_code(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "embedlens.cli", "info", str(tmp_path / "none")],
+        [sys.executable, "-m", "embedlens.app.cli", "info", str(tmp_path / "none")],
         capture_output=True,
         text=True,
     )
@@ -210,7 +210,7 @@ def test_pairs_file_train_evaluate_with_histograms(tmp_path: Path, cache_dir: Pa
 
 
 def test_search_grid_chosen_on_validation(tmp_path: Path, cache_dir: Path) -> None:
-    from embedlens.demo import demo_data_dir
+    from embedlens.app.demo import demo_data_dir
 
     out = tmp_path / "lens"
     assert (
@@ -226,7 +226,7 @@ def test_search_grid_chosen_on_validation(tmp_path: Path, cache_dir: Path) -> No
                 "--quiet",
                 "--max-steps",
                 "2",
-                "--search",
+                "--wide-grid",
             ]
         )
         == 0

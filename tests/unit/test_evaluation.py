@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from embedlens import Lens
-from embedlens.evaluation import QrelsIndex, build_index, evaluate_pairs, evaluate_retrieval, search
+from embedlens.evaluation import evaluate_pairs, evaluate_retrieval
+from embedlens.index import Qrels, build_index, search
 
 
 def _data(n_docs: int = 2000, n_q: int = 50, d: int = 32, seed: int = 0):  # type: ignore[no-untyped-def]
@@ -16,7 +17,7 @@ def _data(n_docs: int = 2000, n_q: int = 50, d: int = 32, seed: int = 0):  # typ
     docs = rng.standard_normal((n_docs, d)).astype(np.float32)
     target = rng.choice(n_docs, n_q, replace=False)
     queries = (docs[target] + 0.3 * rng.standard_normal((n_q, d))).astype(np.float32)
-    qrels = QrelsIndex.from_pairs(np.arange(n_q), target, np.ones(n_q), n_q, n_docs)
+    qrels = Qrels.from_pairs(np.arange(n_q), target, np.ones(n_q), n_q, n_docs)
     return docs, queries, qrels, target
 
 
@@ -85,7 +86,7 @@ def test_pair_report_threshold_from_training() -> None:
 
 
 def test_plots_written(tmp_path: Path) -> None:
-    from embedlens.plots import plot_cosine_histograms, plot_metric_at_k, plot_validation_curve
+    from embedlens.app.plots import plot_cosine_histograms, plot_metric_at_k, plot_validation_curve
 
     rng = np.random.default_rng(0)
     p1 = plot_cosine_histograms(

@@ -224,7 +224,7 @@ def test_huge_shape_fields_are_refused_naming_lens_json(saved: Path, field: str,
 
 
 def test_huge_shape_fields_give_exit_2_one_line(saved: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from embedlens.cli import main
+    from embedlens.app.cli import main
 
     _rewrite(saved, d_in=10**30, d_out=10**30)
     assert main(["info", str(saved)]) == 2
@@ -245,7 +245,7 @@ def test_info_json_of_an_old_lens_with_nan_is_strict_json(
     """``embedlens info --json`` prints strict JSON even for a lens.json written with NaN by old versions."""
     import hashlib
 
-    from embedlens.cli import main
+    from embedlens.app.cli import main
 
     lens_dir = Lens.identity(4).save(tmp_path / "lens")
     cfg_path = lens_dir / "lens.json"

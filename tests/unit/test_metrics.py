@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from embedlens.evaluation.retrieval import QrelsIndex, per_query_metrics
-from embedlens.metrics import (
+from embedlens.evaluation.metrics import (
     accuracy_at_threshold,
     best_threshold,
     hit_at_k,
@@ -19,6 +18,8 @@ from embedlens.metrics import (
     roc_auc,
     spearman,
 )
+from embedlens.evaluation.retrieval import per_query_metrics
+from embedlens.index import Qrels
 
 # query 0: relevant at ranks 2 and 4 (2 relevant total); query 1: nothing relevant retrieved (1 relevant)
 GAINS = np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], dtype=float)
@@ -63,9 +64,7 @@ def test_no_relevant_documents_scores_zero() -> None:
 
 
 def test_qrels_index_lookup_and_per_query() -> None:
-    qrels = QrelsIndex.from_dict(
-        {"a": {"d1": 1, "d3": 1}, "b": {"d0": 2}}, ["a", "b"], ["d0", "d1", "d2", "d3"]
-    )
+    qrels = Qrels.from_dict({"a": {"d1": 1, "d3": 1}, "b": {"d0": 2}}, ["a", "b"], ["d0", "d1", "d2", "d3"])
     ranked = np.array([[0, 1, 2, 3], [0, -1, -1, -1]])
     np.testing.assert_array_equal(qrels.gains(ranked), [[0, 1, 0, 1], [2, 0, 0, 0]])
     np.testing.assert_array_equal(qrels.ideal(3), [[1, 1, 0], [2, 0, 0]])

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from embedlens import EmbedlensInputError, Lens, load_lens
-from embedlens.cli import main
+from embedlens.app.cli import main
 from embedlens.project import project_npy
 from tests.conftest import HashEmbedder
 
@@ -29,9 +29,9 @@ THESIS = b"Chapter 1. Four years of work.\n"
 def fast_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """``embedlens train/evaluate`` with the 16-d hashing embedder instead of the real model, and a
     stand-in for training (a random lens per seed): the CLI's checks and writes are what is tested."""
-    import embedlens.pipeline
-    from embedlens import cli
-    from embedlens.pipeline import open_embedder
+    import embedlens.training.workflow
+    from embedlens.app import cli
+    from embedlens.cache import open_embedder
 
     def fake(args: object, model: object) -> object:
         emb = open_embedder(base=HashEmbedder(), no_cache=True)
@@ -53,7 +53,7 @@ def fast_model(monkeypatch: pytest.MonkeyPatch) -> None:
         return SimpleNamespace(lens=lens, curve=curve, summary={})
 
     monkeypatch.setattr(cli, "_embedder", fake)
-    monkeypatch.setattr(embedlens.pipeline, "train_lens", fake_train)
+    monkeypatch.setattr(embedlens.training.workflow, "train_lens", fake_train)
 
 
 @pytest.fixture
@@ -373,17 +373,17 @@ def test_two_projects_to_one_output_do_not_share_a_temp_file(tmp_path: Path) -> 
 
 @pytest.fixture
 def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    import embedlens.pipeline
+    import embedlens.cache
 
     def refuse(*a: object, **k: object) -> None:
         raise AssertionError("the model was loaded before the workdir was checked")
 
-    monkeypatch.setattr(embedlens.pipeline, "open_embedder", refuse)
+    monkeypatch.setattr(embedlens.cache, "open_embedder", refuse)
 
 
 @pytest.mark.parametrize("foreign", ["lens/notes.md", "chroma/chroma.sqlite3", "thesis.tex"])
 def test_demo_refuses_a_foreign_workdir(tmp_path: Path, no_model: None, foreign: str) -> None:
-    from embedlens.demo import run_demo
+    from embedlens.app.demo import run_demo
 
     work = tmp_path / "work"
     (work / foreign).parent.mkdir(parents=True, exist_ok=True)
@@ -504,12 +504,12 @@ def test_default_cache_dir_is_an_input_checked_before_training(
     fast_model: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import embedlens.pipeline
+    import embedlens.training.workflow
 
     def no_training(*a: object, **k: object) -> None:
         raise AssertionError("trained before the output was checked")
 
-    monkeypatch.setattr(embedlens.pipeline, "train_lens", no_training)
+    monkeypatch.setattr(embedlens.training.workflow, "train_lens", no_training)
 
     def _train(data: Path, out: Path) -> int:  # with the cache (``--no-cache`` uses none)
         return main(["train", "--data", str(data), "--out", str(out), "--quiet", "--max-steps", "1"])
@@ -557,7 +557,7 @@ def test_project_fifo_input_is_refused_without_blocking(
     fifo = tmp_path / "in.npy"
     os.mkfifo(fifo)
     code = (
-        "import sys\nfrom embedlens.cli import main\n"
+        "import sys\nfrom embedlens.app.cli import main\n"
         f"sys.exit(main(['project', '--lens', {str(lens)!r}, '--input', {str(fifo)!r}, "
         f"'--output', {str(tmp_path / 'y.npy')!r}, '--quiet']))"
     )
@@ -586,7 +586,7 @@ def test_project_nan_input_names_file_and_first_row_on_its_own_line(
     for quiet in ([], ["--quiet"]):
         argv = ["project", "--lens", str(lens), "--input", str(tmp_path / "xnan.npy"), "--output", str(dst)]
         argv += ["--batch-size", "16", *quiet]
-        code = f"import sys\nfrom embedlens.cli import main\nsys.exit(main({argv!r}))"
+        code = f"import sys\nfrom embedlens.app.cli import main\nsys.exit(main({argv!r}))"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert out.returncode == 2
         lines = out.stderr.split("\n")  # a bar's carriage returns do not start a line in a log file
@@ -601,7 +601,7 @@ def test_project_nan_input_names_file_and_first_row_on_its_own_line(
 def test_symlink_loop_as_any_path_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
 ) -> None:
-    from embedlens.cli import main
+    from embedlens.app.cli import main
     from embedlens.lens import Lens
 
     loop = tmp_path / "loop1"

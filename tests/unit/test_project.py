@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from embedlens import DimensionMismatchError, Lens
-from embedlens.cli import main
+from embedlens.app.cli import main
 from embedlens.project import project_npy
 
 

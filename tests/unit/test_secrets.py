@@ -21,7 +21,7 @@ from embedlens._secrets import (
     redact,
     refuse_secrets,
 )
-from embedlens.cli import main
+from embedlens.app.cli import main
 from embedlens.errors import EmbedderError, EmbedlensInputError
 
 # Keys that cannot occur by chance: an OpenAI-style one and an opaque one (only its env variable gives it away).
@@ -272,7 +272,7 @@ def test_cli_redacts_any_error_and_the_debug_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """The CLI's last line of defence: whatever raised, a key in the message is never printed."""
-    import embedlens.cli as cli
+    import embedlens.app.cli as cli
 
     monkeypatch.setenv("OPENAI_API_KEY", OPAQUE_KEY)
 

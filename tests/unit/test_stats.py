@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from embedlens.stats import paired_uplift
+from embedlens.evaluation.stats import paired_uplift
 
 
 def test_clear_uplift_is_significant() -> None:

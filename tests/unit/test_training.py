@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from embedlens.evaluation.retrieval import QrelsIndex
+from embedlens.index import Qrels
 from embedlens.training import TrainConfig, train_pairs, train_retrieval
 from embedlens.training.retrieval import retrieval_ndcg10
 
 
-def _distorted_retrieval(seed: int = 0) -> tuple[np.ndarray, np.ndarray, QrelsIndex, np.ndarray, np.ndarray]:
+def _distorted_retrieval(seed: int = 0) -> tuple[np.ndarray, np.ndarray, Qrels, np.ndarray, np.ndarray]:
     """Docs/queries share 8 signal dims; 8 nuisance dims (3x larger, independent per text) hide it.
 
     A hidden random rotation mixes the two, so no single raw coordinate can be dropped by hand.
@@ -28,7 +28,7 @@ def _distorted_retrieval(seed: int = 0) -> tuple[np.ndarray, np.ndarray, QrelsIn
     rot, _ = np.linalg.qr(rng.standard_normal((d, d)))  # the hidden linear distortion
     docs = (doc_clean @ rot).astype(np.float32)
     queries = (q_clean @ rot).astype(np.float32)
-    qrels = QrelsIndex.from_pairs(np.arange(n_q), target, np.ones(n_q), n_q, n_docs)
+    qrels = Qrels.from_pairs(np.arange(n_q), target, np.ones(n_q), n_q, n_docs)
     oracle = rot.T @ np.diag([1.0] * 8 + [0.0] * 8) @ rot  # project onto the signal subspace
     return queries, docs, qrels, target, oracle.astype(np.float32)
 
@@ -36,10 +36,10 @@ def _distorted_retrieval(seed: int = 0) -> tuple[np.ndarray, np.ndarray, QrelsIn
 def test_retrieval_lens_undoes_hidden_distortion() -> None:
     queries, docs, qrels, target, oracle = _distorted_retrieval()
     train, test = np.arange(200), np.arange(200, 300)
-    train_qrels = QrelsIndex.from_pairs(np.arange(200), target[train], np.ones(200), 200, len(docs))
+    train_qrels = Qrels.from_pairs(np.arange(200), target[train], np.ones(200), 200, len(docs))
     cfg = TrainConfig(mode="symmetric", progress=False, max_steps=100, rank=16)
     result, summary = train_retrieval(queries[train], docs, train_qrels, cfg)
-    test_qrels = QrelsIndex.from_pairs(np.arange(100), target[test], np.ones(100), 100, len(docs))
+    test_qrels = Qrels.from_pairs(np.arange(100), target[test], np.ones(100), 100, len(docs))
     raw = retrieval_ndcg10(
         np.eye(16, dtype=np.float32), queries[test], docs, test_qrels, mode="symmetric"
     ).mean()
@@ -108,7 +108,7 @@ def test_pure_noise_retrieval_falls_back_to_identity() -> None:
         n_docs, n_q, d = 300, 200, 16
         docs = rng.standard_normal((n_docs, d)).astype(np.float32)
         queries = rng.standard_normal((n_q, d)).astype(np.float32)
-        qrels = QrelsIndex.from_pairs(np.arange(n_q), rng.integers(0, n_docs, n_q), np.ones(n_q), n_q, n_docs)
+        qrels = Qrels.from_pairs(np.arange(n_q), rng.integers(0, n_docs, n_q), np.ones(n_q), n_q, n_docs)
         result, _ = train_retrieval(
             queries, docs, qrels, TrainConfig(progress=False, max_steps=60, seed=seed)
         )
@@ -137,11 +137,11 @@ def test_pseudo_queries_alone_recover_distortion_on_unlabelled_documents() -> No
     unseen_docs = np.arange(40, n_docs)
     lab_target = np.repeat(seen_docs, 2)  # 80 labelled queries, two per seen document
     queries = query_like(lab_target)
-    qrels = QrelsIndex.from_pairs(np.arange(80), lab_target, np.ones(80), 80, n_docs)
+    qrels = Qrels.from_pairs(np.arange(80), lab_target, np.ones(80), 80, n_docs)
     pseudo = query_like(np.arange(n_docs))  # a "title" per document: its topic, its own nuisance
     test_target = unseen_docs
     test_q = query_like(test_target)
-    test_qrels = QrelsIndex.from_pairs(
+    test_qrels = Qrels.from_pairs(
         np.arange(len(test_target)), test_target, np.ones(len(test_target)), len(test_target), n_docs
     )
     cfg = TrainConfig(progress=False, max_steps=100)
@@ -160,7 +160,7 @@ def test_pseudo_queries_alone_recover_distortion_on_unlabelled_documents() -> No
 
 def test_out_of_fold_scores_never_come_from_a_lens_trained_on_them() -> None:
     """Every pooled out-of-fold score (and so the pair threshold) comes from a lens that did not see the pair."""
-    from embedlens.metrics import best_threshold
+    from embedlens.evaluation.metrics import best_threshold
     from embedlens.training import loop
     from embedlens.training.pairs import PairsObjective
 
@@ -197,7 +197,7 @@ def test_out_of_fold_scores_never_come_from_a_lens_trained_on_them() -> None:
 
 def test_training_is_deterministic_with_seed() -> None:
     queries, docs, _, target, _ = _distorted_retrieval(3)
-    qrels = QrelsIndex.from_pairs(np.arange(100), target[:100], np.ones(100), 100, len(docs))
+    qrels = Qrels.from_pairs(np.arange(100), target[:100], np.ones(100), 100, len(docs))
     cfg = TrainConfig(progress=False, max_steps=20, require_significant=False)
     r1, _ = train_retrieval(queries[:100], docs, qrels, cfg)
     r2, _ = train_retrieval(queries[:100], docs, qrels, cfg)
@@ -213,10 +213,10 @@ def test_default_mode_is_query_unless_reducing() -> None:
 def test_query_mode_lens_undoes_query_side_distortion() -> None:
     """A query lens (documents raw) learns to drop nuisance directions from the query side."""
     queries, docs, qrels, target, oracle = _distorted_retrieval(5)
-    train_qrels = QrelsIndex.from_pairs(np.arange(200), target[:200], np.ones(200), 200, len(docs))
+    train_qrels = Qrels.from_pairs(np.arange(200), target[:200], np.ones(200), 200, len(docs))
     cfg = TrainConfig(progress=False, max_steps=100)
     result, _ = train_retrieval(queries[:200], docs, train_qrels, cfg)
-    test_qrels = QrelsIndex.from_pairs(np.arange(100), target[200:], np.ones(100), 100, len(docs))
+    test_qrels = Qrels.from_pairs(np.arange(100), target[200:], np.ones(100), 100, len(docs))
     raw = retrieval_ndcg10(np.eye(16, dtype=np.float32), queries[200:], docs, test_qrels, mode="query").mean()
     lens = retrieval_ndcg10(result.weights, queries[200:], docs, test_qrels, mode="query").mean()
     assert lens > raw + 0.1, (raw, lens)
@@ -257,8 +257,9 @@ def test_dense_pair_set_trains_with_a_warning(tmp_path: Path) -> None:
     """120 usable pairs over 12 distinct texts, no split column: split by pair, with a warning that says so."""
     import pytest
 
+    from embedlens.cache import open_embedder
     from embedlens.errors import EmbedlensWarning
-    from embedlens.pipeline import open_embedder, train_lens
+    from embedlens.training.workflow import train_lens
     from tests.conftest import HashEmbedder
 
     texts = [f"text number {i}" for i in range(12)]
@@ -295,8 +296,9 @@ class _Recorder:
 
 
 def test_no_test_split_text_reaches_training_pairs(tmp_path: Path) -> None:
-    from embedlens.datasets import read_pairs
-    from embedlens.pipeline import open_embedder, pairs_train_test, train_lens
+    from embedlens.cache import open_embedder
+    from embedlens.datasets import pairs_train_test, read_pairs
+    from embedlens.training.workflow import train_lens
 
     rows = ["text_1,text_2,label"]
     for i in range(120):
@@ -310,8 +312,9 @@ def test_no_test_split_text_reaches_training_pairs(tmp_path: Path) -> None:
 
 
 def test_no_test_query_reaches_training_beir(tiny_beir: Path) -> None:
+    from embedlens.cache import open_embedder
     from embedlens.datasets import read_beir
-    from embedlens.pipeline import open_embedder, train_lens
+    from embedlens.training.workflow import train_lens
 
     rec = _Recorder()
     train_lens(

@@ -20,14 +20,13 @@ import numpy as np
 from embedlens.errors import DataFormatError
 
 __all__ = [
-    "PairsDataset",
     "BeirDataset",
-    "read_pairs",
-    "synthetic_negatives",
-    "text_components",
-    "read_beir",
+    "PairsDataset",
     "is_beir_dir",
-    "split_pairs_by_text",
+    "leading_sentence",
+    "load_data",
+    "read_beir",
+    "read_pairs",
 ]
 
 LabelKind = Literal["binary", "graded"]
@@ -273,126 +272,6 @@ def _read_jsonl_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise _not_utf8(p) from None
 
 
-def text_components(text_1: list[str], text_2: list[str]) -> np.ndarray:
-    """Connected component ``(n,)`` of each pair in the graph whose nodes are texts (ids ``0..c-1``).
-
-    Pairs that share a text, directly or through other pairs, share a component: a split that
-    keeps components whole never shows a text on both sides.
-    """
-    n = len(text_1)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first: dict[str, int] = {}
-    for i, (a, b) in enumerate(zip(text_1, text_2, strict=True)):
-        for t in (a, b):
-            j = first.setdefault(t, i)
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[ri] = rj
-    roots = np.asarray([find(i) for i in range(n)], dtype=np.int64)
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64) if n else roots
-
-
-def split_pairs_by_text(
-    data: PairsDataset, *, test_fraction: float, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split pairs so that no text is on both sides, stratified by label sign.
-
-    Pairs sharing a text are kept together (:func:`text_components`); components are shuffled with
-    ``seed`` and each goes to the side furthest below its target share for the component's majority
-    label. When the texts are so densely connected that this leaves a side without pairs of every
-    label (a few texts paired many times), the split falls back to one by pair, stratified by
-    label, with an :class:`~embedlens.errors.EmbedlensWarning`: texts then appear on both sides.
-
-    Returns:
-        ``(train_mask, test_mask)``, boolean ``(n,)`` arrays.
-    """
-    n = len(data)
-    comp = text_components(data.text_1, data.text_2)
-    order = [np.flatnonzero(comp == c) for c in range(int(comp.max()) + 1 if n else 0)]
-    np.random.default_rng(seed).shuffle(order)  # type: ignore[arg-type]
-    strata = np.sign(data.labels) if data.kind == "binary" else np.zeros(n, dtype=np.float32)
-    total = {s: float((strata == s).sum()) for s in np.unique(strata).tolist()}
-    taken = {s: [0.0, 0.0] for s in total}  # [train, test]
-    test = np.zeros(n, dtype=bool)
-    for members in order:
-        s = float(np.sign(strata[members].sum())) if data.kind == "binary" else 0.0
-        s = s if s in total else next(iter(total))
-        want_test = test_fraction * total[s] - taken[s][1]
-        want_train = (1 - test_fraction) * total[s] - taken[s][0]
-        side = 1 if want_test > want_train else 0
-        for i in members:
-            si = float(strata[i])
-            taken[si][side] += 1
-        if side:
-            test[members] = True
-    if n >= 4 and not _both_sides_usable(strata, test):
-        import warnings
-
-        from embedlens.errors import EmbedlensWarning
-
-        warnings.warn(
-            f"{data.source or 'pairs'}: {n} pairs over only {len(set(data.text_1) | set(data.text_2))} distinct "
-            f"texts ({len(order)} connected group(s)) cannot be split by text; splitting by pair instead, so "
-            "the same texts appear on both sides and held-out scores are optimistic",
-            EmbedlensWarning,
-            stacklevel=2,
-        )
-        test = split_by_pair(strata, test_fraction=test_fraction, seed=seed)
-    return ~test, test
-
-
-def _both_sides_usable(strata: np.ndarray, test: np.ndarray) -> bool:
-    """Each side holds pairs, and (binary labels) every label that exists appears on both sides."""
-    if test.all() or not test.any():
-        return False
-    return all(bool((strata[test] == s).any() and (strata[~test] == s).any()) for s in np.unique(strata))
-
-
-def split_by_pair(strata: np.ndarray, *, test_fraction: float, seed: int = 0) -> np.ndarray:
-    """Test mask ``(n,)`` of a random split by pair, stratified by ``strata`` (each side gets each stratum)."""
-    rng = np.random.default_rng(seed)
-    test = np.zeros(len(strata), dtype=bool)
-    for s in np.unique(strata):
-        rows = rng.permutation(np.flatnonzero(strata == s))
-        k = min(max(1, int(round(test_fraction * len(rows)))), len(rows) - 1) if len(rows) > 1 else 0
-        test[rows[:k]] = True
-    return test
-
-
-def synthetic_negatives(
-    text_1: list[str], text_2: list[str], *, ratio: float = 1.0, seed: int = 0
-) -> tuple[list[str], list[str]]:
-    """Negative pairs made by re-pairing ``text_1[i]`` with ``text_2[j]`` of another pair (``j != i``).
-
-    Call it on one split (or one fold) at a time so that no negative crosses the boundary.
-    Re-pairings that happen to recreate a known positive are dropped.
-
-    Returns:
-        ``(neg_1, neg_2)`` with about ``ratio * len(text_1)`` pairs.
-    """
-    n = len(text_1)
-    if n < 2:
-        return [], []
-    rng = np.random.default_rng(seed)
-    m = int(round(ratio * n))
-    i = rng.integers(0, n, size=m)
-    j = (i + rng.integers(1, n, size=m)) % n  # never the same pair
-    known = set(zip(text_1, text_2, strict=True))
-    keep = [
-        (text_1[a], text_2[b])
-        for a, b in zip(i.tolist(), j.tolist(), strict=True)
-        if (text_1[a], text_2[b]) not in known and text_2[b] != text_2[a]
-    ]
-    return [a for a, _ in keep], [b for _, b in keep]
-
-
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
 #: a leading "sentence" longer than this is cut at a word boundary (pseudo-queries are short).
 MAX_LEAD_CHARS = 300
@@ -580,3 +459,18 @@ def _read_qrels(p: Path, docs: set[str], queries: dict[str, str]) -> dict[str, d
         except UnicodeDecodeError:
             raise _not_utf8(p) from None
     return out
+
+
+def load_data(path: str | os.PathLike[str]) -> BeirDataset | PairsDataset:
+    """A BEIR directory or a pairs file, by what is at ``path``.
+
+    Raises:
+        DataFormatError: when the path is neither or is malformed.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if not is_beir_dir(p):
+            msg = f"{p}: a directory must be in BEIR format (corpus.jsonl, queries.jsonl, qrels/)"
+            raise DataFormatError(msg)
+        return read_beir(p)
+    return read_pairs(p)

@@ -239,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature", type=_temperature, default=None, help="retrieval softmax temperature, 0.001..10"
     )
     t.add_argument(
-        "--search", action="store_true", help="a wider cross-validation grid (learning rates, temperatures)"
+        "--wide-grid",
+        action="store_true",
+        help="cross-validate a wider grid of settings (learning rates, temperatures)",
     )
     t.add_argument(
         "--no-significance-check",
@@ -355,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _embedder(args: argparse.Namespace, model: str | None) -> Any:
     """The base model behind the cache; its loading bars are hidden (an error after them stays one line)."""
-    from embedlens.pipeline import open_embedder
+    from embedlens.cache import open_embedder
 
     with _no_loading_bars(model):
         return open_embedder(model, cache_dir=args.cache, no_cache=args.no_cache)
@@ -464,7 +466,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         dim=args.dim,
         seed=args.seed,
         loss=args.loss,
-        search=args.search,
+        wide_grid=args.wide_grid,
         require_significant=args.require_significant,
         progress=not args.quiet,
         **given,
@@ -485,8 +487,7 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
         EmbedlensInputError: the data is malformed, lacks the split, is too small, or does not fit
             ``objective``.
     """
-    from embedlens.datasets import BeirDataset
-    from embedlens.pipeline import load_data, pair_folds, pairs_train_test, pairs_training_part
+    from embedlens.datasets import BeirDataset, load_data, pair_folds, pairs_train_test, pairs_training_part
 
     if not data.exists():
         raise EmbedlensInputError(f"{data}: no such file or directory")
@@ -519,8 +520,8 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
 def cmd_train(args: argparse.Namespace) -> int:
     """``embedlens train``."""
     from embedlens._outputs import guard_lens_dir
-    from embedlens.pipeline import search_train, train_lens
-    from embedlens.plots import plot_validation_curve
+    from embedlens.app.plots import plot_validation_curve
+    from embedlens.training.workflow import train_lens
 
     data = _data_path(args.data)  # a readable file or directory (no symlink loop, no FIFO)
     _check_model_option(args.model)
@@ -535,7 +536,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise EmbedlensInputError(msg)
     if args.dry_run or embedder.name.startswith("openai:"):
         from embedlens.embedders.openai import estimate_cost
-        from embedlens.pipeline import training_texts
+        from embedlens.training.workflow import training_texts
 
         todo = embedder.missing(training_texts(data, cfg))
         model = getattr(embedder.base, "model", embedder.name)
@@ -550,11 +551,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return EXIT_OK
     if not args.quiet:
         _out(f"training a {cfg.mode} lens on {data} with {embedder.name} ({embedder.dim}-d)")
-    outcome = (
-        search_train(data, embedder, cfg, args.objective)
-        if args.search
-        else train_lens(data, embedder, cfg, objective=args.objective)
-    )
+    outcome = train_lens(data, embedder, cfg, objective=args.objective)
     out = outcome.lens.save(args.out, overwrite=args.force)
     tr = outcome.lens.metadata["training"]
     png = plot_validation_curve(
@@ -572,9 +569,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``embedlens evaluate``."""
     from embedlens._atomic import atomic_write_json
+    from embedlens.app.report import format_report
+    from embedlens.evaluation.workflow import evaluate_lens
     from embedlens.lens import load_lens
-    from embedlens.pipeline import evaluate_lens
-    from embedlens.report import format_report
 
     data = _data_path(args.data)  # a readable file or directory (no symlink loop, no FIFO)
     _check_model_option(args.model)
@@ -587,7 +584,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         lens,
         embedder,
         split=args.split,
-        index=args.index,
+        index_kind=args.index,
         check_fingerprint=not args.no_fingerprint_check,
     )
     js = report.to_json()
@@ -651,8 +648,8 @@ def _guard_evaluate_outputs(args: argparse.Namespace) -> None:
 
 
 def _write_plots(report: Any, folder: Path) -> None:
+    from embedlens.app.plots import plot_cosine_histograms, plot_metric_at_k
     from embedlens.evaluation.pairs import PairReport
-    from embedlens.plots import plot_cosine_histograms, plot_metric_at_k
 
     folder.mkdir(parents=True, exist_ok=True)  # checked by _guard_evaluate_outputs; files written atomically
     if isinstance(report, PairReport):
@@ -666,8 +663,8 @@ def _write_plots(report: Any, folder: Path) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     """``embedlens info``: verifies the lens, then prints its metadata."""
     from embedlens._atomic import strict_json_dumps
+    from embedlens.app.report import format_lens_info
     from embedlens.lens import CONFIG_FILE, load_lens
-    from embedlens.report import format_lens_info
 
     load_lens(args.lens)  # verify checksum/format (and the file size) before printing anything
     cfg = json.loads((Path(args.lens) / CONFIG_FILE).read_text())
@@ -677,7 +674,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``embedlens demo``."""
-    from embedlens.demo import run_demo
+    from embedlens.app.demo import run_demo
 
     run_demo(
         data=args.data,

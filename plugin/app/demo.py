@@ -141,9 +141,11 @@ def run_demo(
 
     from embedlens.adapters.chroma import EmbedlensBaseFunction, LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
-    from embedlens.pipeline import evaluate_lens, open_embedder, train_lens
-    from embedlens.report import format_report
+    from embedlens.app.report import format_report
+    from embedlens.cache import open_embedder
+    from embedlens.evaluation.workflow import evaluate_lens
     from embedlens.training import TrainConfig
+    from embedlens.training.workflow import train_lens
 
     cache_arg = "" if no_cache else (str(cache_dir) if cache_dir is not None else None)
     embedder = open_embedder(None, cache_dir=cache_dir, no_cache=no_cache)

@@ -1,0 +1,1 @@
+"""The application layer: the command line, the demo, plots and terminal reports."""
