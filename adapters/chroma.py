@@ -1,4 +1,6 @@
-"""Chroma embedding function that applies a lens on top of any Chroma embedding function.
+"""Chroma, both directions: an embedding function that applies a lens on top of any Chroma embedding function
+(:class:`LensEmbeddingFunction`), an embedlens base model as a Chroma function (:class:`EmbedlensBaseFunction`),
+and any Chroma function as an embedlens base embedder (:class:`ChromaEmbedder`, for training and the cache).
 
 Documents (``__call__``) are projected at index time by a symmetric lens and passed through by a
 query lens; queries arrive through ``embed_query`` (Chroma sends ``query_texts`` there) and are
@@ -20,7 +22,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,10 +35,20 @@ from chromadb.utils.embedding_functions import (
 from embedlens._arrays import stack_vectors
 from embedlens._secrets import refuse_secrets
 from embedlens.adapters._lenses import as_lens
+from embedlens.adapters._wrapping import LazyDim, as_list, cache_problem, checked, qualname
+from embedlens.embedders.identity import (
+    UnidentifiableConfigError,
+    identity_of,
+    local_model_digests,
+    make_identity,
+    public_config,
+    query_identity_of,
+)
 from embedlens.errors import EmbedlensInputError, LensFormatError, TextsTypeError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
 __all__ = [
+    "ChromaEmbedder",
     "LensEmbeddingFunction",
     "EmbedlensBaseFunction",
     "check_collection_name",
@@ -119,7 +131,7 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
         """
         _check_texts(input, "LensEmbeddingFunction.__call__")
         raw = stack_vectors(self.base_ef(input), name=self._base_name())
-        return list(self.lens.transform_documents(raw))
+        return list(self.lens.project_documents(raw))
 
     def embed_query(self, input: Documents) -> Embeddings:
         """Embed query texts: always projected by the lens.
@@ -131,7 +143,7 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
         base_query = getattr(self.base_ef, "embed_query", None)
         raw_list = base_query(input) if callable(base_query) else self.base_ef(input)
         raw = stack_vectors(raw_list, name=self._base_name())
-        return list(self.lens.transform_queries(raw))
+        return list(self.lens.project_queries(raw))
 
     # ------------------------------------------------------------------ Chroma protocol
     @staticmethod
@@ -469,7 +481,7 @@ def reproject_collection(
             have = set(tgt.get(ids=ids, include=[])["ids"]) if ids else set()
             keep = [i for i, x in enumerate(ids) if x not in have]
             if keep:
-                projected = lens.transform_documents(vectors[keep])
+                projected = lens.project_documents(vectors[keep])
                 tgt.upsert(
                     ids=[ids[i] for i in keep],
                     embeddings=projected,
@@ -562,7 +574,7 @@ def _target_function(src: Any, lens: Lens, *, allow_no_function: bool) -> LensEm
             raise EmbedlensInputError(msg)
         base = config_to_embedding_function(stored)
         return LensEmbeddingFunction(base, lens)
-    except Exception as e:  # noqa: BLE001 - any failure to rebuild is reported the same way
+    except Exception as e:
         if allow_no_function:
             return None
         why = " ".join(str(e).split())[:300] or type(e).__name__
@@ -635,3 +647,85 @@ def _target_collection(client: Any, src: Any, target: str, lens: Lens, *, allow_
             "nothing was written"
         )
     return tgt
+
+
+class ChromaEmbedder(LazyDim):
+    """Any Chroma embedding function as a base model.
+
+    Documents go through ``function(texts)``; queries through ``function.embed_query(texts)``
+    when the function defines its own (Chroma's default ``embed_query`` is the same call).
+
+    Args:
+        function: a Chroma ``EmbeddingFunction`` (callable on a list of documents).
+        name: display name; defaults to ``"chroma:<name()>:<model>"`` from the function's
+            ``name()`` and the ``model_name`` in its config.
+        cache_id: an explicit cache key, for a function whose config cannot be identified (see
+            :class:`LangChainEmbedder`).
+
+    Attributes:
+        identity / query_identity: cache keys, a digest of the function's name and full config
+            (``get_config()``, else its attributes, nested objects by their state) with every
+            secret left out.
+        cache_problem: why the function cannot be cached (None when it can).
+    """
+
+    def __init__(self, function: Any, *, name: str | None = None, cache_id: str | None = None) -> None:
+        self.function = function
+        ef_name = function.name() if hasattr(function, "name") else type(function).__name__
+        try:
+            cfg = function.get_config()
+        except Exception:  # noqa: BLE001 - legacy functions have no config
+            cfg = None
+        if name is None:
+            model = (cfg.get("model_name") or cfg.get("model")) if isinstance(cfg, dict) else None
+            model = model if isinstance(model, str) else None
+            name = f"chroma:{ef_name}" + (f":{model}" if model else "")
+        self.name = name
+        self._dim: int | None = None
+        self.cache_problem: str | None = None
+        inner = getattr(function, "embedder", None)  # embedlens' own EmbedlensBaseFunction
+        if inner is not None and callable(getattr(inner, "embed", None)):
+            doc_parts: Any = {"kind": "embedlens", "identity": identity_of(inner)}
+            query_parts: Any = {"kind": "embedlens", "identity": query_identity_of(inner)}
+        else:
+            if cache_id is not None:
+                config: Any = {"cache_id": str(cache_id)}
+            else:
+                try:
+                    config = public_config(cfg if isinstance(cfg, dict) else function, strict=True)
+                except UnidentifiableConfigError as e:
+                    self.cache_problem = cache_problem("ChromaEmbedder", function, e)
+                    config = None
+            models = local_model_digests(config)
+            doc_parts = {
+                "kind": "chroma",
+                "name": str(ef_name),
+                "type": qualname(function),
+                "config": config,
+                "models": models,
+            }
+            query_parts = {**doc_parts, "side": "embed_query"} if self.has_query_path else doc_parts
+        self.identity = make_identity(self.name, doc_parts)
+        self.query_identity = make_identity(self.name, query_parts)
+
+    @property
+    def has_query_path(self) -> bool:
+        """Whether the function defines an ``embed_query`` of its own."""
+        own = getattr(type(self.function), "embed_query", None)
+        if own is None:
+            return False
+        return own is not getattr(EmbeddingFunction, "embed_query", None)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` by calling the function; returns ``(n, d)`` float32."""
+        texts = as_list(texts)
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        return checked(self.function(texts), len(texts), self.name)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as queries (``embed_query`` when the function has its own)."""
+        texts = as_list(texts)
+        if not texts or not self.has_query_path:
+            return self.embed(texts)
+        return checked(self.function.embed_query(texts), len(texts), self.name)

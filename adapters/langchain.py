@@ -1,4 +1,6 @@
-"""LangChain ``Embeddings`` that apply a lens on top of any LangChain ``Embeddings``.
+"""LangChain, both directions: ``Embeddings`` that apply a lens (:class:`LensEmbeddings`), an embedlens
+embedder as ``Embeddings`` (:class:`EmbedderEmbeddings`), and any ``Embeddings`` as an embedlens base
+embedder (:class:`LangChainEmbedder`, for training and the embedding cache).
 
 Example:
     >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -20,11 +22,20 @@ from langchain_core.embeddings import Embeddings
 
 from embedlens._arrays import as_matrix, to_float_lists
 from embedlens.adapters._lenses import as_lens
-from embedlens.embedders.identity import embed_queries
+from embedlens.adapters._wrapping import LazyDim, as_list, cache_problem, checked, qualname, same_vector
+from embedlens.embedders.identity import (
+    UnidentifiableConfigError,
+    embed_queries,
+    identity_of,
+    local_model_digests,
+    make_identity,
+    public_config,
+    query_identity_of,
+)
 from embedlens.errors import TextsTypeError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
-__all__ = ["LensEmbeddings", "EmbedderEmbeddings"]
+__all__ = ["EmbedderEmbeddings", "LangChainEmbedder", "LensEmbeddings"]
 
 
 class LensEmbeddings(Embeddings):
@@ -61,10 +72,10 @@ class LensEmbeddings(Embeddings):
     def _docs(self, vectors: Sequence[Sequence[float]]) -> list[list[float]]:
         if len(vectors) == 0:
             return []
-        return to_float_lists(self.lens.transform_documents(vectors))
+        return to_float_lists(self.lens.project_documents(vectors))
 
     def _query(self, vector: Sequence[float]) -> list[float]:
-        return to_float_lists(self.lens.transform_queries(np.asarray([vector], dtype=np.float32)))[0]
+        return to_float_lists(self.lens.project_queries(np.asarray([vector], dtype=np.float32)))[0]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents; ``len(texts)`` lists of ``doc_dim`` floats.
@@ -144,3 +155,98 @@ class EmbedderEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed one query as plain floats, through the embedder's query path."""
         return to_float_lists(embed_queries(self.embedder, [text]))[0]
+
+
+class LangChainEmbedder(LazyDim):
+    """Any LangChain ``Embeddings`` as a base model.
+
+    Documents go through ``embed_documents``, queries through ``embed_query`` (one call per
+    query), unless both give the same vectors: then queries are batched through
+    ``embed_documents`` too. "The same" is checked once on a probe text, or asserted with
+    ``queries_as_documents=True``.
+
+    Args:
+        embeddings: the LangChain ``Embeddings`` instance.
+        name: display name; defaults to ``"langchain:<Class>:<model>"`` from the instance's
+            ``model``/``model_name`` attribute.
+        queries_as_documents: ``True``: queries are embedded like documents (no probe); ``False``:
+            always ``embed_query``; ``None``: probe once.
+        cache_id: an explicit cache key, for an instance whose config cannot be identified (it
+            holds an object without readable state): a name that you change whenever the vectors
+            would change. Without it such an instance is refused by an embedding cache.
+
+    Attributes:
+        identity / query_identity: cache keys, a digest of the class and its full config
+            (``model_dump()`` or attributes, nested objects by their state, a sentence-transformers
+            model by its directory's files) with every secret left out.
+        cache_problem: why the instance cannot be cached (None when it can): an embedding cache
+            refuses it with this message rather than guess a key that two models could share.
+    """
+
+    def __init__(
+        self,
+        embeddings: Any,
+        *,
+        name: str | None = None,
+        queries_as_documents: bool | None = None,
+        cache_id: str | None = None,
+    ) -> None:
+        self.embeddings = embeddings
+        model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+        model = model if isinstance(model, str) else None  # never an object's repr (it may hold an address)
+        self.name = name or f"langchain:{type(embeddings).__name__}" + (f":{model}" if model else "")
+        self._dim: int | None = None
+        self._same: bool | None = queries_as_documents
+        self.cache_problem: str | None = None
+        inner = getattr(embeddings, "embedder", None)  # embedlens' own EmbedderEmbeddings
+        if inner is not None and hasattr(embeddings, "embed_documents"):
+            parts: Any = {"kind": "embedlens", "identity": identity_of(inner)}
+            self._query_parts: Any = {"kind": "embedlens", "identity": query_identity_of(inner)}
+        elif cache_id is not None:
+            parts = {"kind": "langchain", "type": qualname(embeddings), "cache_id": str(cache_id)}
+            self._query_parts = None
+        else:
+            try:
+                config = public_config(embeddings, strict=True)
+            except UnidentifiableConfigError as e:
+                self.cache_problem = cache_problem("LangChainEmbedder", embeddings, e)
+                config = None
+            parts = {"kind": "langchain", "config": config, "models": local_model_digests(config)}
+            self._query_parts = None
+        self.identity = make_identity(self.name, parts)
+
+    @property
+    def query_identity(self) -> str:
+        """Cache key of the query vectors (the document key when queries are embedded alike)."""
+        if self._query_parts is not None:
+            return make_identity(self.name, self._query_parts)
+        if self.queries_as_documents:
+            return self.identity
+        return f"{self.identity}|embed_query"
+
+    @property
+    def queries_as_documents(self) -> bool:
+        """Whether ``embed_query`` gives the same vectors as ``embed_documents`` (probed once)."""
+        if self._same is None:
+            probe = "dimension probe"
+            doc = checked(self.embeddings.embed_documents([probe]), 1, self.name)
+            query = checked([self.embeddings.embed_query(probe)], 1, self.name)
+            self._dim = self._dim or int(doc.shape[1])
+            self._same = doc.shape == query.shape and same_vector(doc[0], query[0])
+        return self._same
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` with ``embed_documents``; returns ``(n, d)`` float32."""
+        texts = as_list(texts)
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        return checked(self.embeddings.embed_documents(texts), len(texts), self.name)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` as queries: ``embed_query`` per text (batched when that equals documents)."""
+        texts = as_list(texts)
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        if self.queries_as_documents:
+            return self.embed(texts)
+        return checked([self.embeddings.embed_query(t) for t in texts], len(texts), self.name)

@@ -20,13 +20,13 @@ def main() -> None:
     out: dict[str, object] = {}
     for n, d, k in ((100_000, 384, 384), (100_000, 384, 64), (1_000, 384, 384)):
         x = rng.standard_normal((n, d)).astype(np.float32)
-        lens = Lens(rng.standard_normal((d, k)).astype(np.float32) / np.sqrt(d), normalize=False)
-        normed_lens = Lens(lens.weights, normalize=True)
+        lens = Lens(rng.standard_normal((d, k)).astype(np.float32) / np.sqrt(d), mode="symmetric", normalize=False)
+        normed_lens = Lens(lens.weights, mode="symmetric", normalize=True)
         bare = ours = normed = float("inf")
         for _ in range(15):  # interleaved, best of 15 each: BLAS timing drifts between runs
             bare = min(bare, best_of(lambda x=x, w=lens.weights: x @ w, 1))
-            ours = min(ours, best_of(lambda x=x, lens=lens: lens.transform_queries(x), 1))
-            normed = min(normed, best_of(lambda x=x, lens=normed_lens: lens.transform_queries(x), 1))
+            ours = min(ours, best_of(lambda x=x, lens=lens: lens.project_queries(x), 1))
+            normed = min(normed, best_of(lambda x=x, lens=normed_lens: lens.project_queries(x), 1))
         key = f"{n}x{d}->{k}"
         out[key] = {
             "bare_matmul_s": bare,
@@ -60,7 +60,7 @@ def main() -> None:
     lens_dir = lens.save(tempfile.mkdtemp() + "/lens")
     raw = st.embed(texts)
     t_embed = best_of(lambda: st.embed(texts), 3)
-    t_lens = best_of(lambda: lens.transform_documents(raw), 7)
+    t_lens = best_of(lambda: lens.project_documents(raw), 7)
     out["lens_share_of_embedding"] = {
         "embed_s": t_embed,
         "lens_s": t_lens,

@@ -47,14 +47,14 @@ def main() -> None:
     target = rng.choice(n_docs, N_QUERIES, replace=False)
     queries = (docs[np.sort(target)] + 0.5 * rng.standard_normal((N_QUERIES, D))).astype(np.float32)
     qrels = Qrels.from_pairs(np.arange(N_QUERIES), np.sort(target), np.ones(N_QUERIES), N_QUERIES, n_docs)
-    lens = Lens(np.eye(D, dtype=np.float32) + 0.01 * rng.standard_normal((D, D)).astype(np.float32))
+    lens = Lens(np.eye(D, dtype=np.float32) + 0.01 * rng.standard_normal((D, D)).astype(np.float32), mode="symmetric")
     vectors_mb = n_docs * D * 4 / 2**20
     base = rss_mb()
 
     offset = docs.offset  # where the rows start in the .npy file
     del docs  # from here on, rows are read with plain file I/O (a memory map would count in RSS)
 
-    def batches():  # noqa: ANN202
+    def batches():
         with path.open("rb") as f:
             f.seek(offset)
             for s in range(0, n_docs, BATCH):

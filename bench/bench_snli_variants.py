@@ -38,18 +38,18 @@ def main() -> None:
     emb = open_embedder(None, cache_dir=CACHE)
     emb.progress = False
 
-    def row(name: str, out) -> dict:  # noqa: ANN001 - a TrainOutcome
+    def row(name: str, out) -> dict:
         rep = evaluate_lens(data, out.lens, emb, n_boot=500)
         d = rep.uplift["accuracy"]
         print(
             f"{name}: test accuracy {rep.raw['accuracy']:.4f} -> {rep.lens['accuracy']:.4f} (Δ {d.delta:+.4f}, "
-            f"CI [{d.ci95[0]:+.4f}, {d.ci95[1]:+.4f}]); val AUC {out.summary['val_start']:.4f} -> "
-            f"{out.summary['val_best']:.4f}; {out.lens.metadata['training']['reason']}"
+            f"CI [{d.ci95[0]:+.4f}, {d.ci95[1]:+.4f}]); val AUC {out.summary['cv_start']:.4f} -> "
+            f"{out.summary['cv_best']:.4f}; {out.lens.metadata['training']['reason']}"
         )
         return {
             "variant": name,
-            "val_auc_start": out.summary["val_start"],
-            "val_auc_best": out.summary["val_best"],
+            "val_auc_start": out.summary["cv_start"],
+            "val_auc_best": out.summary["cv_best"],
             "chosen_steps": out.lens.metadata["training"]["chosen_steps"],
             "raw_accuracy": rep.raw["accuracy"],
             "accuracy": rep.lens["accuracy"],

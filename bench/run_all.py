@@ -198,7 +198,7 @@ def _defaults_table(q: dict) -> list[str]:
 
     def cell(s: dict, metric: str, group: str | None = None) -> str:
         part = s if group is None else s["groups"][group]
-        d = part["delta"][metric]
+        d = part["uplift"][metric]
         sig = "significant" if d["significant"] else "not significant"
         return f"{_f(part['lens'][metric])} (Δ {d['delta']:+.4f}, CI [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], {sig})"
 
@@ -248,15 +248,15 @@ def _defaults_table(q: dict) -> list[str]:
         verdicts.append(f"SciFact unseen ≥ raw + 0.02: {'met' if ok else 'missed'}")
     if "demo" in q:
         verdicts.append(
-            f"demo significant: {'met' if q['demo']['delta']['ndcg@10']['significant'] else 'missed'}"
+            f"demo significant: {'met' if q['demo']['uplift']['ndcg@10']['significant'] else 'missed'}"
         )
     if "stsb" in q:
         verdicts.append(
-            f"STS-B ≥ raw + 0.01: {'met' if q['stsb']['delta']['spearman']['delta'] >= 0.01 else 'missed'}"
+            f"STS-B ≥ raw + 0.01: {'met' if q['stsb']['uplift']['spearman']['delta'] >= 0.01 else 'missed'}"
         )
     if "snli" in q:
         verdicts.append(
-            f"SNLI accuracy ≥ raw + 0.02: {'met' if q['snli']['delta']['accuracy']['delta'] >= 0.02 else 'missed'}"
+            f"SNLI accuracy ≥ raw + 0.02: {'met' if q['snli']['uplift']['accuracy']['delta'] >= 0.02 else 'missed'}"
         )
     rows += ["", "Goals: " + "; ".join(verdicts) + ".", "", "What each run chose (cross-validation):", ""]
     for key in ("scifact", "demo", "stsb", "snli"):
@@ -301,8 +301,8 @@ def render() -> None:
                 if key in q:
                     s = q[key]
                     g = s["groups"]
-                    d = s["delta"]["ndcg@10"]
-                    du = g["unseen"]["delta"]["ndcg@10"]
+                    d = s["uplift"]["ndcg@10"]
+                    du = g["unseen"]["uplift"]["ndcg@10"]
                     lines.append(
                         f"| {label} | {_f(s['lens']['ndcg@10'])} (Δ {d['delta']:+.4f}, CI [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]) | "
                         f"{_f(s['lens']['recall@100'])} | {_f(s['lens']['mrr@10'])} | {_f(g['seen']['lens']['ndcg@10'])} | "
@@ -339,7 +339,7 @@ def render() -> None:
         ):
             if key in q:
                 s = q[key]
-                d = s["delta"]["spearman"]
+                d = s["uplift"]["spearman"]
                 lines.append(
                     f"- {label}: raw {_f(s['raw']['spearman'])} → lens {_f(s['lens']['spearman'])} "
                     f"(Δ {d['delta']:+.4f}, 95 % CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]); chosen "
@@ -347,7 +347,7 @@ def render() -> None:
                 )
         if "snli" in q:
             s, c = q["snli"], q.get("snli_cookbook", {})
-            d = s["delta"]["accuracy"]
+            d = s["uplift"]["accuracy"]
             lines.append(
                 f"- SNLI sample, entailment vs contradiction, 50/50 split by text, threshold chosen on training pairs: "
                 f"raw accuracy {_f(s['raw']['accuracy'])} → embedlens {_f(s['lens']['accuracy'])} "

@@ -33,7 +33,7 @@ def main() -> None:
     raw.add(ids=ds.corpus_ids, embeddings=emb.embed(ds.corpus_texts), documents=ds.corpus_texts)
     n = reproject_collection(client, "raw-docs", "lens-docs", lens_dir, batch_size=16)
     print(f"re-projected {n} vectors; 'lens-docs' holds {client.get_collection('lens-docs').count()}")
-    q = lens.transform_queries(emb.embed_queries(["get all my stuff out into a spreadsheet"]))
+    q = lens.project_queries(emb.embed_queries(["get all my stuff out into a spreadsheet"]))
     print(
         "top-3 through the lens:",
         client.get_collection("lens-docs").query(query_embeddings=q, n_results=3)["ids"][0],

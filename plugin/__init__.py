@@ -1,23 +1,42 @@
 """embedlens: customize frozen embeddings with a trained linear lens.
 
-Public API (importing it needs numpy only; torch, faiss, chromadb and langchain load on use).
+Public API. Importing it needs numpy only: the training and evaluation workflows (torch, faiss) and the
+adapters (LangChain, Chroma) load when first used, e.g. ``from embedlens import train_lens``.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from embedlens._version import __version__
-from embedlens.cache import CachedEmbedder, EmbeddingCache
-from embedlens.datasets import BeirDataset, PairsDataset, read_beir, read_pairs
+from embedlens.cache import CachedEmbedder, EmbeddingCache, open_embedder
+from embedlens.datasets import BeirDataset, PairsDataset, load_data, read_beir, read_pairs
 from embedlens.embedders import Embedder, get_embedder
 from embedlens.errors import (
     DataFormatError,
     DimensionMismatchError,
     EmbedderError,
     EmbedlensInputError,
+    EmbedlensWarning,
     FingerprintMismatchError,
     LensFormatError,
 )
+from embedlens.index import Qrels
 from embedlens.lens import PROBE_SENTENCES, Lens, load_lens
+
+if TYPE_CHECKING:
+    from embedlens.evaluation.workflow import evaluate_lens
+    from embedlens.training.config import TrainConfig
+    from embedlens.training.workflow import TrainOutcome, train_lens
+
+#: names loaded on first use: name -> module that defines it.
+_LAZY = {
+    "TrainConfig": "embedlens.training.config",
+    "TrainOutcome": "embedlens.training.workflow",
+    "train_lens": "embedlens.training.workflow",
+    "evaluate_lens": "embedlens.evaluation.workflow",
+}
 
 __all__ = [
     "BeirDataset",
@@ -28,14 +47,34 @@ __all__ = [
     "EmbedderError",
     "EmbeddingCache",
     "EmbedlensInputError",
+    "EmbedlensWarning",
     "FingerprintMismatchError",
     "Lens",
     "LensFormatError",
     "PROBE_SENTENCES",
     "PairsDataset",
+    "Qrels",
+    "TrainConfig",
+    "TrainOutcome",
     "__version__",
+    "evaluate_lens",
     "get_embedder",
+    "load_data",
     "load_lens",
+    "open_embedder",
     "read_beir",
     "read_pairs",
+    "train_lens",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'embedlens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -68,6 +68,13 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def row_cosines(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cosine of each row pair ``(n,)``: row ``i`` of ``x`` ``(n, d)`` against row ``i`` of ``y`` (inputs untouched)."""
+    x = l2_normalize(np.array(x, dtype=np.float32))
+    y = l2_normalize(np.array(y, dtype=np.float32))
+    return np.einsum("ij,ij->i", x, y)
+
+
 def to_float_lists(x: np.ndarray) -> list[list[float]]:
     """Convert ``(n, d)`` to plain Python floats, the form LangChain and Chroma callers expect."""
     return x.astype(float).tolist()  # type: ignore[no-any-return]

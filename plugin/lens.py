@@ -94,8 +94,9 @@ class Lens:
 
     Args:
         weights: ``(d_in, d_out)`` matrix, converted to float32.
-        mode: ``"symmetric"`` projects queries and documents with ``W``; ``"query"`` projects
-            queries only (documents stay raw, so an existing index is kept) and needs ``d_out == d_in``.
+        mode: ``"query"`` (the default, as in training) projects queries only: documents stay raw, so
+            an existing index is kept, and ``d_out == d_in``. ``"symmetric"`` projects queries and
+            documents with ``W`` (and may reduce the dimension).
         normalize: L2-normalise projected vectors (keyword-only).
         metadata: JSON-serialisable facts (base model, training summary, metrics ...).
         fingerprint: ``(p, d_in)`` embeddings of :data:`PROBE_SENTENCES` by the base model, or None.
@@ -107,7 +108,7 @@ class Lens:
 
     Example:
         >>> lens = Lens.identity(4)
-        >>> lens.transform_queries([[3.0, 4.0, 0.0, 0.0]]).tolist()
+        >>> lens.project_queries([[3.0, 4.0, 0.0, 0.0]]).tolist()
         [[0.6000000238418579, 0.800000011920929, 0.0, 0.0]]
     """
 
@@ -115,7 +116,7 @@ class Lens:
         self,
         weights: Any,
         *,
-        mode: LensMode = "symmetric",
+        mode: LensMode = "query",
         normalize: bool = True,
         metadata: Mapping[str, Any] | None = None,
         fingerprint: np.ndarray | None = None,
@@ -173,7 +174,7 @@ class Lens:
         return None if value is None else str(value)
 
     # ------------------------------------------------------------------ applying
-    def transform_queries(self, x: Any) -> np.ndarray:
+    def project_queries(self, x: Any) -> np.ndarray:
         """Project query embeddings.
 
         Args:
@@ -191,7 +192,7 @@ class Lens:
             y = x @ self.weights  # (n, d_out), one BLAS call
         return self._finish(y, x, "query embeddings")
 
-    def transform_documents(self, x: Any) -> np.ndarray:
+    def project_documents(self, x: Any) -> np.ndarray:
         """Project document embeddings (symmetric lens) or return them as float32 (query lens).
 
         Args:
@@ -329,11 +330,6 @@ class Lens:
         self.weights_sha256, self.path = cfg["weights_sha256"], out.resolve()
         return out
 
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Lens:
-        """Load and verify a lens directory (see :func:`load_lens`)."""
-        return load_lens(path)
-
     def __repr__(self) -> str:
         return (
             f"Lens(d_in={self.d_in}, d_out={self.d_out}, mode={self.mode!r}, "
@@ -386,6 +382,27 @@ def _positive_int_field(cfg: dict[str, Any], name: str, cfg_path: Path) -> int:
     return value
 
 
+#: training-metadata keys renamed since lens files were first written: old name -> current name.
+LEGACY_TRAINING_KEYS = {"val_metric": "cv_metric", "val_start": "cv_start", "val_best": "cv_best"}
+#: training-config keys renamed: old name -> current name.
+LEGACY_CONFIG_KEYS = {"search": "wide_grid"}
+
+
+def upgrade_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Lens metadata with the current key names (a lens file written by an older version reads the same).
+
+    Only renames: values, and keys that have no current equivalent (``chosen_epoch``), are kept as written.
+    """
+    out = dict(metadata)
+    training = out.get("training")
+    if isinstance(training, dict):
+        training = {LEGACY_TRAINING_KEYS.get(k, k): v for k, v in training.items()}
+        if isinstance(training.get("config"), dict):
+            training["config"] = {LEGACY_CONFIG_KEYS.get(k, k): v for k, v in training["config"].items()}
+        out["training"] = training
+    return out
+
+
 def load_lens(path: str | os.PathLike[str]) -> Lens:
     """Load a lens directory written by :meth:`Lens.save`, refusing anything not exactly that.
 
@@ -433,7 +450,7 @@ def load_lens(path: str | os.PathLike[str]) -> Lens:
     try:
         mode = cfg["mode"]
         weights_name, expected_sha = str(cfg["weights_file"]), str(cfg["weights_sha256"])
-        metadata = dict(cfg.get("metadata") or {})
+        metadata = upgrade_metadata(cfg.get("metadata") or {})
     except (KeyError, TypeError, ValueError) as e:
         raise _fail(cfg_path, f"missing or invalid field {e}") from e
     if weights_name != WEIGHTS_FILE:  # the only name save() writes: lens.json never picks a file to read

@@ -41,7 +41,7 @@ def project_npy(
         src: ``.npy`` file of shape ``(n, d_in)`` (read with ``allow_pickle=False``).
         dst: ``.npy`` file to write, shape ``(n, d_out)`` float32.
         lens: the lens.
-        side: ``"documents"`` (``transform_documents``) or ``"queries"``.
+        side: ``"documents"`` (``project_documents``) or ``"queries"``.
         batch_size: rows per batch.
         progress: tqdm bar.
         on_batch: called with the rows done after each batch.
@@ -87,7 +87,7 @@ def project_npy(
             msg = f"{src}: array has shape {shape} but the lens expects (n, {lens.d_in})"
             raise DimensionMismatchError(msg)
         n, d = shape
-        transform = lens.transform_documents if side == "documents" else lens.transform_queries
+        transform = lens.project_documents if side == "documents" else lens.project_queries
         out_dim = lens.doc_dim if side == "documents" else lens.d_out
         dst = Path(dst)
         from tqdm.auto import tqdm

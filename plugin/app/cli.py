@@ -555,11 +555,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = outcome.lens.save(args.out, overwrite=args.force)
     tr = outcome.lens.metadata["training"]
     png = plot_validation_curve(
-        outcome.curve, out / "validation_curve.png", metric=tr["val_metric"], chosen=tr["chosen_steps"]
+        outcome.curve, out / "validation_curve.png", metric=tr["cv_metric"], chosen=tr["chosen_steps"]
     )
     _out(
-        f"{tr['cv_folds']}-fold validation {tr['val_metric']}: start {tr['val_start']:.4f} -> chosen "
-        f"{tr['val_best']:.4f} ({tr['chosen_steps']} steps)"
+        f"{tr['cv_folds']}-fold validation {tr['cv_metric']}: start {tr['cv_start']:.4f} -> chosen "
+        f"{tr['cv_best']:.4f} ({tr['chosen_steps']} steps)"
     )
     _out(f"reason: {tr['reason']}")
     _out(f"lens written to {out} ({outcome.lens.d_in} -> {outcome.lens.d_out}); curve: {png}")
@@ -666,8 +666,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from embedlens.app.report import format_lens_info
     from embedlens.lens import CONFIG_FILE, load_lens
 
-    load_lens(args.lens)  # verify checksum/format (and the file size) before printing anything
+    lens = load_lens(args.lens)  # verify checksum/format (and the file size) before printing anything
     cfg = json.loads((Path(args.lens) / CONFIG_FILE).read_text())
+    cfg["metadata"] = lens.metadata  # with today's key names, whatever version wrote the file
     _out(strict_json_dumps(cfg).rstrip("\n") if args.json else format_lens_info(cfg))
     return EXIT_OK
 

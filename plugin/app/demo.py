@@ -45,13 +45,13 @@ def seen_unseen_line(report: dict[str, Any], metric: str = "ndcg@10") -> str:
         )
 
     def verdict(g: dict[str, Any]) -> int:
-        d = g["delta"][metric]
+        d = g["uplift"][metric]
         return 0 if not d["significant"] else (1 if d["delta"] > 0 else -1)
 
     def change(g: dict[str, Any]) -> str:
         return f"{g['raw'][metric]:.2f} -> {g['lens'][metric]:.2f}"
 
-    d = unseen["delta"][metric]
+    d = unseen["uplift"][metric]
     lo, hi = d["ci95"]
     word = {1: "significant", -1: "significantly worse", 0: "not significant"}
     u_v, s_v = verdict(unseen), verdict(seen)
@@ -165,7 +165,7 @@ def run_demo(
     tr = lens.metadata["training"]
     echo(
         f"      trained a {lens.mode} lens {lens.d_in}->{lens.d_out}: {tr['cv_folds']}-fold validation "
-        f"{tr['val_metric']} {tr['val_start']:.3f} -> {tr['val_best']:.3f} ({tr['chosen_steps']} steps); "
+        f"{tr['cv_metric']} {tr['cv_start']:.3f} -> {tr['cv_best']:.3f} ({tr['chosen_steps']} steps); "
         f"saved to {lens_dir}"
     )
 

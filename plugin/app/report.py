@@ -12,11 +12,11 @@ _PAIR = ("accuracy", "roc_auc", "spearman", "cookbook_accuracy")
 
 def format_report(report: dict[str, Any], *, metrics: tuple[str, ...] | None = None) -> str:
     """A fixed-width table of a report's JSON form (see ``RetrievalReport.to_json``)."""
-    raw, lens, delta = report["raw"], report["lens"], report["delta"]
+    raw, lens, uplift = report["raw"], report["lens"], report["uplift"]
     names = metrics or tuple(m for m in (_MAIN if report["task"] == "retrieval" else _PAIR) if m in raw)
     lines = [f"{'metric':<20}{'raw':>9}{'lens':>9}{'delta':>9}   {'95% CI':<20}{'p':>7}  verdict"]
     for m in names:
-        lines.append(_row(m, raw.get(m), lens.get(m), delta.get(m)))
+        lines.append(_row(m, raw.get(m), lens.get(m), uplift.get(m)))
     if report["task"] == "pairs" and "cookbook_accuracy" in raw:
         lines.append(
             "  (cookbook_accuracy: threshold chosen on the TEST pairs, optimistic; ±SE raw "
@@ -27,7 +27,7 @@ def format_report(report: dict[str, Any], *, metrics: tuple[str, ...] | None = N
             continue
         lines.append(f"-- {group} queries (n={g['n']}) --")
         for m in ("ndcg@10", "recall@100", "mrr@10"):
-            lines.append(_row(m, g["raw"][m], g["lens"][m], g["delta"][m]))
+            lines.append(_row(m, g["raw"][m], g["lens"][m], g["uplift"][m]))
     if report.get("groups"):
         lines.append(
             "  seen = a relevant document of the query is relevant to some training query "
@@ -63,8 +63,8 @@ def format_lens_info(config: dict[str, Any]) -> str:
     if tr:
         lines += [
             f"objective:     {tr.get('objective')}" + (f" (loss {tr['loss']})" if tr.get("loss") else ""),
-            f"validation:    {tr.get('val_metric')} start {tr.get('val_start', float('nan')):.4f} -> "
-            f"chosen {tr.get('val_best', float('nan')):.4f} "
+            f"validation:    {tr.get('cv_metric')} start {tr.get('cv_start', float('nan')):.4f} -> "
+            f"chosen {tr.get('cv_best', float('nan')):.4f} "
             + (
                 f"after {tr['chosen_steps']} steps ({tr.get('cv_folds')}-fold cross-validation)"
                 if "chosen_steps" in tr

@@ -314,5 +314,3 @@ def pair_folds(data: PairsDataset, folds: int, seed: int) -> tuple[np.ndarray, s
         stacklevel=1,
     )
     return fold, "by pair (texts too densely connected to split by text)"
-
-

@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from embedlens.embedders.base import Embedder
-from embedlens.embedders.wrappers import ChromaEmbedder, LangChainEmbedder
 
 if TYPE_CHECKING:
     from embedlens.embedders.local import SentenceTransformerEmbedder
 
 __all__ = [
     "Embedder",
-    "ChromaEmbedder",
-    "LangChainEmbedder",
     "SentenceTransformerEmbedder",
     "get_embedder",
 ]

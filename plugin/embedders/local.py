@@ -82,7 +82,7 @@ def _load_model(location: str, device: str) -> Any:
         raise ImportError(msg) from e
     try:
         return SentenceTransformer(location, device=device)
-    except Exception as e:  # noqa: BLE001 - HF raises many types; name the model
+    except Exception as e:
         msg = f"cannot load sentence-transformers model {location!r}: {type(e).__name__}: {e}"
         raise EmbedlensInputError(msg) from e
 

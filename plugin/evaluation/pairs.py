@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedlens._arrays import as_matrix, l2_normalize
+from embedlens._arrays import as_matrix, row_cosines
 from embedlens.evaluation.metrics import accuracy_at_threshold, best_threshold, roc_auc, spearman
 from embedlens.evaluation.stats import Uplift, paired_uplift, paired_uplift_stat
 
@@ -25,10 +25,8 @@ def pair_cosines(a: np.ndarray, b: np.ndarray, lens: Lens | None = None) -> np.n
     a = as_matrix(a, name="text_1 embeddings")
     b = as_matrix(b, name="text_2 embeddings", dim=a.shape[1])
     if lens is not None:
-        a, b = lens.transform_queries(a), lens.transform_documents(b)
-    a = l2_normalize(a.copy())
-    b = l2_normalize(b.copy())
-    return np.einsum("ij,ij->i", a, b)
+        a, b = lens.project_queries(a), lens.project_documents(b)
+    return row_cosines(a, b)
 
 
 @dataclass
@@ -49,12 +47,12 @@ class PairReport:
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON report: ``raw``, ``lens``, ``delta`` (with ``ci95``), ``groups`` (empty), ``info``."""
+        """The JSON report: ``raw``, ``lens``, ``uplift`` (``delta`` with ``ci95``), ``groups`` (empty), ``info``."""
         return {
             "task": "pairs",
             "raw": self.raw,
             "lens": self.lens,
-            "delta": {m: u.as_dict() for m, u in self.uplift.items()},
+            "uplift": {m: u.as_dict() for m, u in self.uplift.items()},
             "groups": {},
             "info": self.info,
         }

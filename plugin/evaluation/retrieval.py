@@ -63,12 +63,12 @@ class RetrievalReport:
     ranked_lens: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON report: ``raw``, ``lens``, ``delta`` (with ``ci95``), ``groups``, ``info``."""
+        """The JSON report: ``raw``, ``lens``, ``uplift`` (``delta`` with ``ci95``), ``groups``, ``info``."""
         return {
             "task": "retrieval",
             "raw": self.raw,
             "lens": self.lens,
-            "delta": {m: u.as_dict() for m, u in self.uplift.items()},
+            "uplift": {m: u.as_dict() for m, u in self.uplift.items()},
             "groups": self.groups,
             "info": self.info,
         }
@@ -113,8 +113,8 @@ def evaluate_retrieval(
     raw_index = build_index(docs(), kind=index_kind, seed=seed)
     ranked_raw = search(raw_index, query_vectors, k_max)
     del raw_index
-    lens_index = build_index(docs(), transform=lens.transform_documents, kind=index_kind, seed=seed)
-    ranked_lens = search(lens_index, lens.transform_queries(query_vectors), k_max)
+    lens_index = build_index(docs(), transform=lens.project_documents, kind=index_kind, seed=seed)
+    ranked_lens = search(lens_index, lens.project_queries(query_vectors), k_max)
     del lens_index
     pq_raw = per_query_metrics(ranked_raw, qrels, ks)
     pq_lens = per_query_metrics(ranked_lens, qrels, ks)
@@ -130,12 +130,17 @@ def evaluate_retrieval(
                 "n": int(rows.sum()),
                 "raw": _means(pq_raw, rows),
                 "lens": _means(pq_lens, rows),
-                "delta": {
+                "uplift": {
                     m: paired_uplift(pq_raw[m][rows], pq_lens[m][rows], n_boot=n_boot, seed=seed).as_dict()
                     for m in pq_raw
                 },
             }
-    info = {"queries": int(query_vectors.shape[0]), "index_kind": index_kind, "lens_mode": lens.mode, "ks": list(ks)}
+    info = {
+        "queries": int(query_vectors.shape[0]),
+        "index_kind": index_kind,
+        "lens_mode": lens.mode,
+        "ks": list(ks),
+    }
     return RetrievalReport(
         _means(pq_raw), _means(pq_lens), pq_raw, pq_lens, uplift, groups, info, ranked_lens
     )

@@ -47,7 +47,9 @@ def evaluate_lens(
             seen = np.array(
                 [any(g > 0 and d in train_docs for d, g in data.qrels[split][q].items()) for q in qids]
             )
-        report = evaluate_retrieval(queries, docs, qrels, lens, ks=ks, index_kind=index_kind, seen=seen, n_boot=n_boot)
+        report = evaluate_retrieval(
+            queries, docs, qrels, lens, ks=ks, index_kind=index_kind, seen=seen, n_boot=n_boot
+        )
         report.info.update({"data": str(data_path), "split": split, "documents": len(data.corpus_ids)})
         return report
     train, test, how = pairs_train_test(data, split)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedlens._arrays import l2_normalize
+from embedlens._arrays import l2_normalize, row_cosines
 from embedlens.evaluation.metrics import best_threshold, roc_auc, spearman
 from embedlens.evaluation.stats import Uplift, normal_uplift
 from embedlens.training.config import TrainConfig
@@ -36,9 +36,7 @@ DEFAULT_RANKS: tuple[int | str, ...] = ("full", 32)
 
 def pair_cosines_through(w: np.ndarray, a: np.ndarray, b: np.ndarray, *, mode: str) -> np.ndarray:
     """Cosine ``(n,)`` of each pair after the matrix ``w`` (``b`` stays raw in query mode)."""
-    x = a @ w
-    y = b @ w if mode == "symmetric" else b
-    return np.einsum("ij,ij->i", x, y) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1) + 1e-12)
+    return row_cosines(a @ w, b @ w if mode == "symmetric" else b)
 
 
 def pair_score(cos: np.ndarray, labels: np.ndarray, *, binary: bool) -> float:
@@ -225,7 +223,7 @@ def train_pairs(
         "objective": "pairs",
         "loss": config.loss,
         "train_pairs": int(len(labels)),
-        "val_metric": "roc_auc" if binary else "spearman",
+        "cv_metric": "roc_auc" if binary else "spearman",
     }
     if binary:
         units = result.oof_units

@@ -316,6 +316,6 @@ def train_retrieval(
         "train_queries": int(queries.shape[0]),
         "train_pairs": int((qrels.grades > 0).sum()),
         "pseudo_queries": int(len(pseudo_queries)) if has_pseudo and pseudo_queries is not None else 0,
-        "val_metric": "ndcg@10",
+        "cv_metric": "ndcg@10",
     }
     return result, summary

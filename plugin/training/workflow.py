@@ -215,8 +215,5 @@ def _train_pairs_file(
     return result.weights, result, summary
 
 
-
 #: at most this many pseudo-queries are embedded and trained on (a seeded sample of the corpus beyond it).
 MAX_PSEUDO_QUERIES = 10_000
-
-

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from embedlens import EmbedlensInputError, FingerprintMismatchError, Lens
+from embedlens import EmbedlensInputError, FingerprintMismatchError, Lens, load_lens
 from embedlens.lens import PROBE_SENTENCES
 from tests.conftest import HashEmbedder
 from tests.support.openai_server import FakeOpenAIServer
@@ -296,7 +296,7 @@ def test_reproject_target_gets_the_lens_over_the_source_base(tmp_path: Path) -> 
     assert reproject_collection(client, "raw", "lensed", lens_dir, progress=False) == 5
     stored = _stored_ef(client, "lensed")
     assert stored["name"] == "embedlens" and stored["config"]["base"]["name"] == "embedlens_test_hash"
-    assert stored["config"]["lens_sha256"] == Lens.load(lens_dir).weights_sha256
+    assert stored["config"]["lens_sha256"] == load_lens(lens_dir).weights_sha256
     # query_texts through the target are projected by the lens (not embedded raw by Chroma's default)
     tgt = client.get_collection("lensed")
     got = tgt.query(query_texts=["doc 3 alpha3"], n_results=1, include=["distances"])

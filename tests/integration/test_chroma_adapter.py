@@ -46,8 +46,8 @@ def _collection_name(request: pytest.FixtureRequest) -> str:
 def _expected_top(lens_dir: Path, docs: list[str], ids: list[str], query: str, k: int) -> list[str]:
     ef = base_ef()
     lens = load_lens(lens_dir)
-    d = lens.transform_documents(np.asarray(ef(docs)))
-    q = lens.transform_queries(np.asarray(ef([query])))[0]
+    d = lens.project_documents(np.asarray(ef(docs)))
+    q = lens.project_queries(np.asarray(ef([query])))[0]
     d = d / np.linalg.norm(d, axis=1, keepdims=True)
     return [ids[i] for i in np.argsort(-(d @ q))[:k]]
 
@@ -92,7 +92,7 @@ def test_add_query_and_reopen_in_new_process(
     lens = load_lens(lens_dirs[mode])
     stored = np.asarray(col.get(ids=ds.corpus_ids[:2], include=["embeddings"])["embeddings"])
     raw = np.asarray(base_ef()(ds.corpus_texts[:2]))
-    np.testing.assert_allclose(stored, lens.transform_documents(raw), atol=1e-5)
+    np.testing.assert_allclose(stored, lens.project_documents(raw), atol=1e-5)
     if mode == "query":
         np.testing.assert_allclose(stored, raw, atol=1e-5)  # documents stay raw: no re-indexing
     _, qtexts = ds.split_queries("test")
@@ -228,7 +228,7 @@ def test_reproject_resumes_after_interruption(
     got = tgt.get(ids=ds.corpus_ids, include=["embeddings", "documents", "metadatas"])
     order = [got["ids"].index(i) for i in ds.corpus_ids]
     lens = load_lens(lens_dirs["symmetric"])
-    np.testing.assert_allclose(np.asarray(got["embeddings"])[order], lens.transform_documents(raw), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(got["embeddings"])[order], lens.project_documents(raw), atol=1e-5)
     assert [got["documents"][i] for i in order] == ds.corpus_texts
     assert [got["metadatas"][i]["n"] for i in order] == list(range(len(ds.corpus_ids)))
 

@@ -55,13 +55,13 @@ def test_demo_json_is_the_evaluate_report(demo_run: tuple[str, Path, Path]) -> N
     _, _, path = demo_run
     rep: dict[str, Any] = json.loads(path.read_text())
     assert rep["format"] == "embedlens-report" and rep["task"] == "retrieval"
-    assert {"raw", "lens", "delta", "groups", "info"} <= rep.keys()
-    d = rep["delta"]["ndcg@10"]
+    assert {"raw", "lens", "uplift", "groups", "info"} <= rep.keys()
+    d = rep["uplift"]["ndcg@10"]
     assert d["significant"] and d["delta"] > 0 and d["ci95"][0] > 0
     assert rep["lens"]["ndcg@10"] > rep["raw"]["ndcg@10"]
     seen, unseen = rep["groups"]["seen"], rep["groups"]["unseen"]
     assert seen["n"] > 0 and unseen["n"] >= 0.3 * (seen["n"] + unseen["n"])
-    assert unseen["delta"]["ndcg@10"]["significant"] and unseen["delta"]["ndcg@10"]["delta"] > 0
+    assert unseen["uplift"]["ndcg@10"]["significant"] and unseen["uplift"]["ndcg@10"]["delta"] > 0
     assert rep["raw"]["ndcg@10"] < 0.7  # the base model genuinely misses the jargon
 
 
@@ -81,7 +81,7 @@ def test_demo_json_refuses_what_is_not_ours(tmp_path: Path, cache_dir: Path) -> 
 
 def _group(raw: float, lens: float, significant: bool, n: int = 50) -> dict[str, Any]:
     delta = {"delta": lens - raw, "ci95": [lens - raw - 0.05, lens - raw + 0.05], "significant": significant}
-    return {"n": n, "raw": {"ndcg@10": raw}, "lens": {"ndcg@10": lens}, "delta": {"ndcg@10": delta}}
+    return {"n": n, "raw": {"ndcg@10": raw}, "lens": {"ndcg@10": lens}, "uplift": {"ndcg@10": delta}}
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ def test_symmetric_projects_both_sides(lens_dirs: dict[str, Path], local_embedde
     lens = load_lens(lens_dirs["symmetric"])
     emb = LensEmbeddings(EmbedderEmbeddings(local_embedder), lens)
     raw = local_embedder.embed(TEXTS)
-    np.testing.assert_allclose(emb.embed_documents(TEXTS), lens.transform_documents(raw), atol=1e-6)
-    np.testing.assert_allclose(emb.embed_query(TEXTS[0]), lens.transform_queries(raw[:1])[0], atol=1e-6)
+    np.testing.assert_allclose(emb.embed_documents(TEXTS), lens.project_documents(raw), atol=1e-6)
+    np.testing.assert_allclose(emb.embed_query(TEXTS[0]), lens.project_queries(raw[:1])[0], atol=1e-6)
     assert all(type(v) is float for v in emb.embed_query("x"))
 
 
@@ -103,14 +103,14 @@ def test_langchain_chroma_vector_store_and_chain(
         "embeddings"
     ]
     np.testing.assert_allclose(
-        stored, lens.transform_documents(local_embedder.embed(ds.corpus_texts[:3])), atol=1e-5
+        stored, lens.project_documents(local_embedder.embed(ds.corpus_texts[:3])), atol=1e-5
     )
     qids, qtexts = ds.split_queries("test")
     chain = store.as_retriever(search_kwargs={"k": 3}) | RunnableLambda(lambda docs: [d.id for d in docs])
     got = chain.invoke(qtexts[0])
-    q = lens.transform_queries(local_embedder.embed(qtexts[:1]))[0]
+    q = lens.project_queries(local_embedder.embed(qtexts[:1]))[0]
     expected = [
         ds.corpus_ids[i]
-        for i in np.argsort(-(lens.transform_documents(local_embedder.embed(ds.corpus_texts)) @ q))[:3]
+        for i in np.argsort(-(lens.project_documents(local_embedder.embed(ds.corpus_texts)) @ q))[:3]
     ]
     assert got == expected

@@ -228,7 +228,7 @@ def test_openai_identity_has_dims_and_url_but_never_the_key(monkeypatch: pytest.
 def test_langchain_sizes_do_not_share_rows(tmp_path: Path) -> None:
     from langchain_core.embeddings import DeterministicFakeEmbedding
 
-    from embedlens.embedders import LangChainEmbedder
+    from embedlens.adapters.langchain import LangChainEmbedder
 
     cache = EmbeddingCache(tmp_path)
     small = CachedEmbedder(LangChainEmbedder(DeterministicFakeEmbedding(size=8)), cache, progress=False)
@@ -260,7 +260,7 @@ def _openai_like() -> type:
 
 
 def test_langchain_dimensions_do_not_share_rows(tmp_path: Path) -> None:
-    from embedlens.embedders import LangChainEmbedder
+    from embedlens.adapters.langchain import LangChainEmbedder
 
     cls = _openai_like()
     cache = EmbeddingCache(tmp_path)
@@ -272,7 +272,7 @@ def test_langchain_dimensions_do_not_share_rows(tmp_path: Path) -> None:
 
 
 def test_langchain_identity_leaves_secrets_out() -> None:
-    from embedlens.embedders import LangChainEmbedder
+    from embedlens.adapters.langchain import LangChainEmbedder
     from embedlens.embedders.identity import public_config
 
     cls = _openai_like()
@@ -294,7 +294,7 @@ def test_langchain_identity_leaves_secrets_out() -> None:
 def test_langchain_queries_go_through_embed_query(tmp_path: Path) -> None:
     from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
-    from embedlens.embedders import LangChainEmbedder
+    from embedlens.adapters.langchain import LangChainEmbedder
 
     class Prompted(Embeddings):
         def __init__(self) -> None:
@@ -351,7 +351,7 @@ def _chroma_fn(config: dict[str, Any], *, query_prefix: str | None = None) -> An
 
 
 def test_chroma_configs_do_not_share_rows(tmp_path: Path) -> None:
-    from embedlens.embedders import ChromaEmbedder
+    from embedlens.adapters.chroma import ChromaEmbedder
 
     cache = EmbeddingCache(tmp_path)
     a = CachedEmbedder(
@@ -372,7 +372,7 @@ def test_chroma_configs_do_not_share_rows(tmp_path: Path) -> None:
 
 
 def test_legacy_chroma_functions_are_keyed_by_their_attributes(tmp_path: Path) -> None:
-    from embedlens.embedders import ChromaEmbedder
+    from embedlens.adapters.chroma import ChromaEmbedder
 
     class Legacy:  # no name(), no get_config(): a plain callable
         def __init__(self, dim: int) -> None:
@@ -388,7 +388,7 @@ def test_legacy_chroma_functions_are_keyed_by_their_attributes(tmp_path: Path) -
 
 
 def test_chroma_identity_leaves_header_secrets_out() -> None:
-    from embedlens.embedders import ChromaEmbedder
+    from embedlens.adapters.chroma import ChromaEmbedder
 
     cfg = {"model_name": "m", "dimensions": 8, "default_headers": {"Authorization": "Bearer abcdefghijkl"}}
     other = {"model_name": "m", "dimensions": 8, "default_headers": {"Authorization": "Bearer zzzzzzzzzzzz"}}
@@ -396,7 +396,7 @@ def test_chroma_identity_leaves_header_secrets_out() -> None:
 
 
 def test_chroma_queries_use_embed_query(tmp_path: Path) -> None:
-    from embedlens.embedders import ChromaEmbedder
+    from embedlens.adapters.chroma import ChromaEmbedder
 
     cfg = {"model_name": "m", "dimensions": 8}
     emb = CachedEmbedder(ChromaEmbedder(_chroma_fn(cfg, query_prefix="query: ")), EmbeddingCache(tmp_path))
@@ -568,7 +568,7 @@ def test_secret_names_are_whole_words() -> None:
 
 
 def test_wrapped_local_model_paths_are_digested(tmp_path: Path) -> None:
-    from embedlens.embedders import ChromaEmbedder
+    from embedlens.adapters.chroma import ChromaEmbedder
 
     d = _model_dir(tmp_path / "final", b"checkpoint 1")
     cfg = {"model_name": str(d), "dimensions": 8}
@@ -628,7 +628,8 @@ class _LegacyFn:
 
 
 def test_wrappers_holding_different_model_objects_do_not_share_rows(tmp_path: Path) -> None:
-    from embedlens.embedders import ChromaEmbedder, LangChainEmbedder
+    from embedlens.adapters.chroma import ChromaEmbedder
+    from embedlens.adapters.langchain import LangChainEmbedder
 
     cache = EmbeddingCache(tmp_path)
     for wrap in (lambda m: LangChainEmbedder(_plain_lc(m)), lambda m: ChromaEmbedder(_LegacyFn(m))):
@@ -655,7 +656,8 @@ class _Opaque:
 
 
 def test_unidentifiable_wrapper_is_refused_by_the_cache_not_guessed(tmp_path: Path) -> None:
-    from embedlens.embedders import ChromaEmbedder, LangChainEmbedder
+    from embedlens.adapters.chroma import ChromaEmbedder
+    from embedlens.adapters.langchain import LangChainEmbedder
     from embedlens.errors import EmbedlensInputError
 
     for wrap in (
@@ -692,7 +694,7 @@ def _fake_sentence_transformer(location: Path) -> Any:
 
 
 def test_wrapped_sentence_transformer_objects_are_keyed_by_their_files(tmp_path: Path) -> None:
-    from embedlens.embedders import LangChainEmbedder
+    from embedlens.adapters.langchain import LangChainEmbedder
 
     dirs = []
     for root, weights in (("a", b"weights-a"), ("b", b"weights-b")):
@@ -711,7 +713,8 @@ def test_wrapped_sentence_transformer_objects_are_keyed_by_their_files(tmp_path:
 _IDENTITY_SCRIPT = """
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from embedlens.embedders import ChromaEmbedder, LangChainEmbedder
+from embedlens.adapters.chroma import ChromaEmbedder
+from embedlens.adapters.langchain import LangChainEmbedder
 
 class Model:
     def __init__(self):

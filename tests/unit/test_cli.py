@@ -72,8 +72,8 @@ def test_evaluate_json_and_plots(
     )
     assert rc == 0
     report = json.loads(out.read_text())
-    assert {"raw", "lens", "delta", "groups"} <= report.keys()
-    assert set(report["delta"]["ndcg@10"]) >= {"delta", "ci95", "p_value", "significant"}
+    assert {"raw", "lens", "uplift", "groups"} <= report.keys()
+    assert set(report["uplift"]["ndcg@10"]) >= {"delta", "ci95", "p_value", "significant"}
     assert "seen" in report["groups"]
     text = capsys.readouterr().out
     assert "ndcg@10" in text and "95% CI" in text and "seen queries" in text
@@ -234,8 +234,8 @@ def test_search_grid_chosen_on_validation(tmp_path: Path, cache_dir: Path) -> No
     meta = json.loads((out / "lens.json").read_text())["metadata"]["training"]
     points = {(p["lr"], p["temperature"], p["pseudo_weight"]) for p in meta["grid"]}
     assert len(points) == 12  # 3 learning rates x 2 temperatures x pseudo-query weight 5 / 0
-    best = max([meta["val_start"]] + [p["cv"] for p in meta["grid"]])
-    assert best - 0.002 <= meta["val_best"] <= best  # ties within 0.002 go to the earlier grid point
+    best = max([meta["cv_start"]] + [p["cv"] for p in meta["grid"]])
+    assert best - 0.002 <= meta["cv_best"] <= best  # ties within 0.002 go to the earlier grid point
 
 
 @pytest.mark.parametrize("split_column", [False, True])

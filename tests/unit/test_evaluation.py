@@ -50,7 +50,7 @@ def test_identity_lens_gives_zero_uplift_and_groups() -> None:
     assert rep.raw["hit@100"] == 1.0 and all(not u.significant for u in rep.uplift.values())
     assert rep.groups["seen"]["n"] == 20 and rep.groups["unseen"]["n"] == 30
     js = rep.to_json()
-    assert {"raw", "lens", "delta", "groups"} <= js.keys() and js["delta"]["ndcg@10"]["p_value"] == 1.0
+    assert {"raw", "lens", "uplift", "groups"} <= js.keys() and js["uplift"]["ndcg@10"]["p_value"] == 1.0
 
 
 def test_query_lens_is_served_with_raw_documents() -> None:
@@ -58,7 +58,7 @@ def test_query_lens_is_served_with_raw_documents() -> None:
     w = np.diag([1.0] * 8 + [0.5] * 8).astype(np.float32)  # re-weights the query side only
     rep = evaluate_retrieval(queries, docs, qrels, Lens(w, mode="query"), n_boot=50)
     # explicit check: the lens ranking equals searching raw documents with projected queries
-    expected = search(build_index(docs), Lens(w, mode="query").transform_queries(queries), 100)
+    expected = search(build_index(docs), Lens(w, mode="query").project_queries(queries), 100)
     np.testing.assert_array_equal(rep.ranked_lens, expected)
 
 

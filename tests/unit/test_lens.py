@@ -26,24 +26,24 @@ def _lens(d_in: int = 6, d_out: int = 4, mode: str = "symmetric", seed: int = 0)
 def test_transform_is_x_at_w_normalised() -> None:
     lens = _lens()
     x = np.random.default_rng(1).standard_normal((5, 6)).astype(np.float32)
-    y = lens.transform_queries(x)
+    y = lens.project_queries(x)
     ref = x @ lens.weights
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     assert y.dtype == np.float32 and y.shape == (5, 4)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(lens.transform_documents(x), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lens.project_documents(x), ref, rtol=1e-5, atol=1e-6)
 
 
 def test_lists_of_lists_accepted() -> None:
     lens = Lens.identity(3, normalize=False)
-    assert lens.transform_queries([[1, 2, 3]]).tolist() == [[1.0, 2.0, 3.0]]
+    assert lens.project_queries([[1, 2, 3]]).tolist() == [[1.0, 2.0, 3.0]]
 
 
 def test_query_mode_leaves_documents_raw() -> None:
     lens = _lens(4, 4, mode="query")
     x = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
-    np.testing.assert_array_equal(lens.transform_documents(x), x)
-    assert not np.allclose(lens.transform_queries(x), x / np.linalg.norm(x, axis=1, keepdims=True))
+    np.testing.assert_array_equal(lens.project_documents(x), x)
+    assert not np.allclose(lens.project_queries(x), x / np.linalg.norm(x, axis=1, keepdims=True))
 
 
 def test_query_mode_refuses_reduction() -> None:
@@ -54,10 +54,10 @@ def test_query_mode_refuses_reduction() -> None:
 def test_wrong_dimension_names_both_shapes() -> None:
     lens = _lens()
     with pytest.raises(DimensionMismatchError) as e:
-        lens.transform_queries(np.ones((2, 5)))
+        lens.project_queries(np.ones((2, 5)))
     assert "(2, 5)" in str(e.value) and "(n, 6)" in str(e.value)
     with pytest.raises(DimensionMismatchError, match=r"\(6,\)"):
-        lens.transform_documents(np.ones(6))
+        lens.project_documents(np.ones(6))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -65,7 +65,7 @@ def test_nan_inf_inputs_refused(bad: float) -> None:
     x = np.ones((3, 6), dtype=np.float32)
     x[1, 2] = bad
     with pytest.raises(EmbedlensInputError, match="NaN or Inf in 1 row"):
-        _lens().transform_queries(x)
+        _lens().project_queries(x)
 
 
 def test_nan_weights_refused() -> None:
@@ -81,7 +81,7 @@ def test_round_trip_identical_outputs(tmp_path: Path) -> None:
     lens.save(tmp_path / "lens")
     back = load_lens(tmp_path / "lens")
     x = np.random.default_rng(4).standard_normal((7, 6)).astype(np.float32)
-    np.testing.assert_array_equal(back.transform_queries(x), lens.transform_queries(x))
+    np.testing.assert_array_equal(back.project_queries(x), lens.project_queries(x))
     np.testing.assert_array_equal(back.fingerprint, lens.fingerprint)
     assert back.mode == lens.mode and back.metadata["base_model"] == "hash-test"
     assert back.weights_sha256 == lens.weights_sha256

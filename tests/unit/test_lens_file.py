@@ -43,7 +43,7 @@ def _with_weights(lens_dir: Path, tensors: dict[str, np.ndarray], name: str = "w
 @pytest.fixture
 def saved(tmp_path: Path) -> Path:
     w = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
-    return Lens(w, metadata={"base_model": "hash-test"}).save(tmp_path / "lens")
+    return Lens(w, mode="symmetric", metadata={"base_model": "hash-test"}).save(tmp_path / "lens")
 
 
 # ----------------------------------------------------------------------------- strict JSON
@@ -64,7 +64,35 @@ def test_old_lens_json_with_nan_still_loads(saved: Path) -> None:
     cfg["metadata"]["training"] = {"val_best": float("nan")}
     (saved / "lens.json").write_text(json.dumps(cfg))  # what older versions wrote
     assert "NaN" in (saved / "lens.json").read_text()
-    assert math.isnan(load_lens(saved).metadata["training"]["val_best"])
+    assert math.isnan(load_lens(saved).metadata["training"]["cv_best"])
+
+
+def test_old_metadata_names_read_as_today(saved: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A lens file written before the names were unified (val_* / search) reads with the current names."""
+    from embedlens.app.cli import main
+
+    cfg = json.loads((saved / "lens.json").read_text())
+    old = {
+        "val_metric": "ndcg@10",
+        "val_start": 0.5,
+        "val_best": 0.75,
+        "chosen_epoch": 3,
+        "config": {"search": True},
+    }
+    cfg["metadata"]["training"] = old
+    (saved / "lens.json").write_text(json.dumps(cfg))
+    tr = load_lens(saved).metadata["training"]
+    assert tr == {
+        "cv_metric": "ndcg@10",
+        "cv_start": 0.5,
+        "cv_best": 0.75,
+        "chosen_epoch": 3,
+        "config": {"wide_grid": True},
+    }
+    assert main(["info", str(saved), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metadata"]["training"]["cv_best"] == 0.75
+    assert main(["info", str(saved)]) == 0
+    assert "ndcg@10 start 0.5000 -> chosen 0.7500" in capsys.readouterr().out
 
 
 def test_report_json_is_strict(tmp_path: Path) -> None:
@@ -89,7 +117,7 @@ def test_normalize_boolean_is_applied(saved: Path, value: bool) -> None:
     _rewrite(saved, normalize=value)
     lens = load_lens(saved)
     assert lens.normalize is value
-    y = lens.transform_queries(np.ones((1, 6), np.float32) * 3)
+    y = lens.project_queries(np.ones((1, 6), np.float32) * 3)
     assert math.isclose(float(np.linalg.norm(y)), 1.0, rel_tol=1e-5) is value
 
 
@@ -130,7 +158,7 @@ def test_huge_weights_are_not_blamed_on_the_data(tmp_path: Path) -> None:
     x = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     with pytest.raises(EmbedlensInputError) as e:
-        Lens(np.full((8, 8), 1e30, np.float32)).transform_documents(x)
+        Lens(np.full((8, 8), 1e30, np.float32), mode="symmetric").project_documents(x)
     assert "lens weights" in str(e.value) and "embeddings" not in str(e.value).split(":")[0]
 
 
@@ -250,7 +278,7 @@ def test_info_json_of_an_old_lens_with_nan_is_strict_json(
     lens_dir = Lens.identity(4).save(tmp_path / "lens")
     cfg_path = lens_dir / "lens.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg["metadata"]["training"] = {"val_best": "NAN_HERE"}
+    cfg["metadata"]["training"] = {"cv_best": "NAN_HERE"}
     cfg_path.write_text(json.dumps(cfg).replace('"NAN_HERE"', "NaN"))
     assert (
         cfg["weights_sha256"] == hashlib.sha256((lens_dir / "weights.safetensors").read_bytes()).hexdigest()

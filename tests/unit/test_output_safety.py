@@ -42,9 +42,9 @@ def fast_model(monkeypatch: pytest.MonkeyPatch) -> None:
         w = np.eye(16, dtype=np.float32) + 0.1 * np.random.default_rng(config.seed).standard_normal((16, 16))
         curve = [{"steps": 0, "cv": 0.5}, {"steps": 10, "cv": 0.6}]
         training = {
-            "val_metric": "ndcg@10",
-            "val_start": 0.5,
-            "val_best": 0.6,
+            "cv_metric": "ndcg@10",
+            "cv_start": 0.5,
+            "cv_best": 0.6,
             "chosen_steps": 10,
             "cv_folds": 5,
             "reason": "r",
@@ -229,7 +229,7 @@ def test_evaluate_json_replaces_only_our_report_with_force(
     report = tmp_path / "report.json"
     assert _evaluate(tiny_beir, lens, "--json", str(report)) == 0
     js = json.loads(report.read_text())
-    assert js["format"] == "embedlens-report" and "delta" in js
+    assert js["format"] == "embedlens-report" and "uplift" in js
     capsys.readouterr()
     assert _evaluate(tiny_beir, lens, "--json", str(report)) == 2
     assert "pass --force" in _error_line(capsys)
@@ -344,7 +344,7 @@ def test_project_output_ours_needs_force(
     assert _project(lens, src, dst, "--side", "queries") == 2
     assert "pass --force" in _error_line(capsys)
     assert _project(lens, src, dst, "--side", "queries", "--force") == 0
-    np.testing.assert_allclose(np.load(dst), load_lens(lens).transform_queries(np.load(src)), atol=1e-6)
+    np.testing.assert_allclose(np.load(dst), load_lens(lens).project_queries(np.load(src)), atol=1e-6)
 
 
 def test_two_projects_to_one_output_do_not_share_a_temp_file(tmp_path: Path) -> None:
@@ -352,8 +352,8 @@ def test_two_projects_to_one_output_do_not_share_a_temp_file(tmp_path: Path) -> 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 4)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    lens_a = Lens(rng.standard_normal((4, 4)).astype(np.float32))
-    lens_b = Lens(rng.standard_normal((4, 4)).astype(np.float32))
+    lens_a = Lens(rng.standard_normal((4, 4)).astype(np.float32), mode="symmetric")
+    lens_b = Lens(rng.standard_normal((4, 4)).astype(np.float32), mode="symmetric")
     dst = tmp_path / "y.npy"
     started = []
 
@@ -361,10 +361,10 @@ def test_two_projects_to_one_output_do_not_share_a_temp_file(tmp_path: Path) -> 
         if not started:
             started.append(done)
             project_npy(tmp_path / "x.npy", dst, lens_b, batch_size=7, progress=False)
-            np.testing.assert_allclose(np.load(dst), lens_b.transform_documents(x), atol=1e-6)
+            np.testing.assert_allclose(np.load(dst), lens_b.project_documents(x), atol=1e-6)
 
     project_npy(tmp_path / "x.npy", dst, lens_a, batch_size=10, progress=False, on_batch=run_b)
-    np.testing.assert_allclose(np.load(dst), lens_a.transform_documents(x), atol=1e-6)
+    np.testing.assert_allclose(np.load(dst), lens_a.project_documents(x), atol=1e-6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.npy"]
 
 

@@ -12,13 +12,13 @@ def test_project_streams_and_matches(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1000, 8)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    lens = Lens(rng.standard_normal((8, 4)).astype(np.float32))
+    lens = Lens(rng.standard_normal((8, 4)).astype(np.float32), mode="symmetric")
     seen = []
     project_npy(
         tmp_path / "x.npy", tmp_path / "y.npy", lens, batch_size=300, progress=False, on_batch=seen.append
     )
     assert seen == [300, 600, 900, 1000]
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), lens.transform_documents(x), atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), lens.project_documents(x), atol=1e-6)
 
 
 def test_project_interrupted_leaves_no_output(tmp_path: Path) -> None:

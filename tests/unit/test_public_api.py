@@ -33,7 +33,7 @@ def test_applying_a_lens_imports_numpy_only() -> None:
     code = (
         "import sys, numpy as np, embedlens\n"
         "l = embedlens.Lens.identity(4)\n"
-        "l.transform_queries(np.ones((2, 4)))\n"
+        "l.project_queries(np.ones((2, 4)))\n"
         "heavy = [m for m in ('torch', 'faiss', 'chromadb', 'langchain_core', 'sentence_transformers', 'openai') "
         "if m in sys.modules]\n"
         "print(','.join(heavy))\n"

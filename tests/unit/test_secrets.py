@@ -182,7 +182,7 @@ class _EchoKeyServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 key = self.headers.get("Authorization", "").removeprefix("Bearer ")
                 body = json.dumps(

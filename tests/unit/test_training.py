@@ -49,7 +49,7 @@ def test_retrieval_lens_undoes_hidden_distortion() -> None:
     assert lens > raw + 0.25, (raw, lens, best)
     assert lens > 0.8 * best
     assert result.trained and result.chosen_steps > 0 and result.cv_best > result.cv_start
-    assert summary["val_metric"] == "ndcg@10"
+    assert summary["cv_metric"] == "ndcg@10"
 
 
 def _distorted_pairs(seed: int, n: int = 1200, d: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
