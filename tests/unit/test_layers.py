@@ -138,25 +138,3 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     src.write_text("def f():\n    from embedlens.app.cli import main\n    return main\n")
     assert _imports(src) == [(2, "app.cli"), (2, "app.cli.main")]
     assert _rank("app.cli") > _rank("lens")  # type: ignore[operator]
-
-
-def test_import_loads_numpy_only_and_the_common_path_is_top_level() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, embedlens\n"
-        "heavy = {'torch', 'faiss', 'chromadb', 'langchain_core', 'scipy', 'sentence_transformers', 'openai'}\n"
-        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
-        "from embedlens import TrainConfig, evaluate_lens, open_embedder, train_lens\n"
-        "print(TrainConfig().mode, train_lens.__module__, evaluate_lens.__module__, open_embedder.__module__)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
-    assert out[0] == "[]"
-    assert out[1] == "query embedlens.training.workflow embedlens.evaluation.workflow embedlens.cache"
-    with pytest.raises(AttributeError, match="no_such_name"):
-        import embedlens
-
-        _ = embedlens.no_such_name  # type: ignore[attr-defined]

@@ -12,16 +12,24 @@ def test_all_is_pinned() -> None:
             "EmbedderError",
             "EmbeddingCache",
             "EmbedlensInputError",
+            "EmbedlensWarning",
             "FingerprintMismatchError",
             "Lens",
             "LensFormatError",
             "PROBE_SENTENCES",
             "PairsDataset",
+            "Qrels",
+            "TrainConfig",
+            "TrainOutcome",
             "__version__",
+            "evaluate_lens",
             "get_embedder",
+            "load_data",
             "load_lens",
+            "open_embedder",
             "read_beir",
             "read_pairs",
+            "train_lens",
         ]
     )
 
@@ -40,3 +48,27 @@ def test_applying_a_lens_imports_numpy_only() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_import_loads_numpy_only_and_the_common_path_is_top_level() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, embedlens\n"
+        "heavy = {'torch', 'faiss', 'chromadb', 'langchain_core', 'scipy', 'sentence_transformers', 'openai'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+        "from embedlens import TrainConfig, evaluate_lens, open_embedder, train_lens\n"
+        "print(TrainConfig().mode, train_lens.__module__, evaluate_lens.__module__, open_embedder.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "query embedlens.training.workflow embedlens.evaluation.workflow embedlens.cache"
+    import pytest
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        import embedlens
+
+        _ = embedlens.no_such_name  # type: ignore[attr-defined]
