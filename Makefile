@@ -53,7 +53,7 @@ clean:
 # What users install: build the wheel (isolated build), install it (not editable) into a fresh venv,
 # import every subpackage and run the demo from that install, outside the source tree.
 wheel-check: venv
-	rm -rf dist .venv-wheel
+	rm -rf dist .venv-wheel build  # setuptools never deletes stale files from build/: they would ship
 	$(PY) -m pip wheel --no-deps -w dist . 2>&1 | tee dist.log | grep -iv "location 'file" | grep -i "warning" && { echo "wheel build printed warnings"; exit 1; } || true
 	rm -f dist.log
 	$(PYTHON) -m venv .venv-wheel

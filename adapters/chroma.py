@@ -1,5 +1,5 @@
 """Chroma, both directions: an embedding function that applies a lens on top of any Chroma embedding function
-(:class:`LensEmbeddingFunction`), an embedlens base model as a Chroma function (:class:`EmbedlensBaseFunction`),
+(:class:`LensEmbeddingFunction`), an embedlens base model as a Chroma function (:class:`EmbedderEmbeddingFunction`),
 and any Chroma function as an embedlens base embedder (:class:`ChromaEmbedder`, for training and the cache).
 
 Documents (``__call__``) are projected at index time by a symmetric lens and passed through by a
@@ -50,9 +50,10 @@ from embedlens.lens import PROBE_SENTENCES, Lens
 __all__ = [
     "ChromaEmbedder",
     "LensEmbeddingFunction",
-    "EmbedlensBaseFunction",
+    "EmbedderEmbeddingFunction",
     "check_collection_name",
     "reproject_collection",
+    "wrap_function",
 ]
 
 NAME = "embedlens"
@@ -109,16 +110,8 @@ class LensEmbeddingFunction(EmbeddingFunction[Documents]):
         if key in _CHECKED or (not self.check_fingerprint and key in _DIM_CHECKED):
             return
         probes = stack_vectors(self.base_ef(list(PROBE_SENTENCES)), name="base embedding function")
-        if probes.shape[1] != self.lens.d_in:
-            from embedlens.errors import DimensionMismatchError
-
-            msg = (
-                f"base embedding function {self._base_name()!r} gives {probes.shape[1]}-d vectors "
-                f"but the lens at {self.lens.path} expects {self.lens.d_in}-d"
-            )
-            raise DimensionMismatchError(msg)
+        self.lens.check_probes(probes, model_name=self._base_name(), check_fingerprint=self.check_fingerprint)
         if self.check_fingerprint:
-            self.lens.check_fingerprint(probes, model_name=self._base_name())
             _CHECKED.add(key)
         _DIM_CHECKED.add(key)
 
@@ -282,7 +275,7 @@ def _check_texts(texts: Any, where: str) -> None:
 
 
 @register_embedding_function
-class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
+class EmbedderEmbeddingFunction(EmbeddingFunction[Documents]):
     """A Chroma embedding function over an embedlens base model, through the embedding cache.
 
     Use it as ``base_ef`` of :class:`LensEmbeddingFunction` to share the cache with training and
@@ -338,7 +331,7 @@ class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
         Raises:
             TextsTypeError: ``input`` is a single string (pass ``[text]``).
         """
-        _check_texts(input, "EmbedlensBaseFunction.__call__")
+        _check_texts(input, "EmbedderEmbeddingFunction.__call__")
         return list(self.embedder.embed(list(input)))
 
     def embed_query(self, input: Documents) -> Embeddings:
@@ -347,7 +340,7 @@ class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
         Raises:
             TextsTypeError: ``input`` is a single string (pass ``[text]``).
         """
-        _check_texts(input, "EmbedlensBaseFunction.embed_query")
+        _check_texts(input, "EmbedderEmbeddingFunction.embed_query")
         return list(self.embedder.embed_queries(list(input)))
 
     @staticmethod
@@ -368,10 +361,10 @@ class EmbedlensBaseFunction(EmbeddingFunction[Documents]):
         return config
 
     @staticmethod
-    def build_from_config(config: dict[str, Any]) -> EmbedlensBaseFunction:
+    def build_from_config(config: dict[str, Any]) -> EmbedderEmbeddingFunction:
         """Rebuild (the model is loaded once per process)."""
         model = config.get("model_name")
-        return EmbedlensBaseFunction(
+        return EmbedderEmbeddingFunction(
             None if model == "st:all-MiniLM-L6-v2" else model,
             config.get("cache_dir"),
             query_prompt=config.get("query_prompt"),
@@ -683,7 +676,7 @@ class ChromaEmbedder(LazyDim):
         self.name = name
         self._dim: int | None = None
         self.cache_problem: str | None = None
-        inner = getattr(function, "embedder", None)  # embedlens' own EmbedlensBaseFunction
+        inner = getattr(function, "embedder", None)  # embedlens' own EmbedderEmbeddingFunction
         if inner is not None and callable(getattr(inner, "embed", None)):
             doc_parts: Any = {"kind": "embedlens", "identity": identity_of(inner)}
             query_parts: Any = {"kind": "embedlens", "identity": query_identity_of(inner)}
@@ -729,3 +722,8 @@ class ChromaEmbedder(LazyDim):
         if not texts or not self.has_query_path:
             return self.embed(texts)
         return checked(self.function.embed_query(texts), len(texts), self.name)
+
+
+def wrap_function(obj: object) -> ChromaEmbedder | None:
+    """The ``embedlens.wrappers`` entry point: a Chroma embedding function as a base embedder, else None."""
+    return ChromaEmbedder(obj) if isinstance(obj, EmbeddingFunction) and callable(obj) else None

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from embedlens._arrays import as_matrix, to_float_lists
+from embedlens._arrays import to_float_lists
 from embedlens.adapters._lenses import as_lens
 from embedlens.adapters._wrapping import LazyDim, as_list, cache_problem, checked, qualname, same_vector
 from embedlens.embedders.identity import (
@@ -35,7 +35,7 @@ from embedlens.embedders.identity import (
 from embedlens.errors import TextsTypeError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
-__all__ = ["EmbedderEmbeddings", "LangChainEmbedder", "LensEmbeddings"]
+__all__ = ["EmbedderEmbeddings", "LangChainEmbedder", "LensEmbeddings", "wrap_embeddings"]
 
 
 class LensEmbeddings(Embeddings):
@@ -64,10 +64,8 @@ class LensEmbeddings(Embeddings):
         self.lens = as_lens(lens)
         self.check_fingerprint = check_fingerprint
         if check_fingerprint and self.lens.fingerprint is not None:
-            probes = as_matrix(
-                base.embed_documents(list(PROBE_SENTENCES)), name="base probe embeddings", dim=self.lens.d_in
-            )
-            self.lens.check_fingerprint(probes, model_name=type(base).__name__)
+            probes = base.embed_documents(list(PROBE_SENTENCES))
+            self.lens.check_probes(probes, model_name=type(base).__name__)
 
     def _docs(self, vectors: Sequence[Sequence[float]]) -> list[list[float]]:
         if len(vectors) == 0:
@@ -250,3 +248,8 @@ class LangChainEmbedder(LazyDim):
         if self.queries_as_documents:
             return self.embed(texts)
         return checked([self.embeddings.embed_query(t) for t in texts], len(texts), self.name)
+
+
+def wrap_embeddings(obj: object) -> LangChainEmbedder | None:
+    """The ``embedlens.wrappers`` entry point: a LangChain ``Embeddings`` as a base embedder, else None."""
+    return LangChainEmbedder(obj) if isinstance(obj, Embeddings) else None

@@ -47,7 +47,9 @@ def main() -> None:
     target = rng.choice(n_docs, N_QUERIES, replace=False)
     queries = (docs[np.sort(target)] + 0.5 * rng.standard_normal((N_QUERIES, D))).astype(np.float32)
     qrels = Qrels.from_pairs(np.arange(N_QUERIES), np.sort(target), np.ones(N_QUERIES), N_QUERIES, n_docs)
-    lens = Lens(np.eye(D, dtype=np.float32) + 0.01 * rng.standard_normal((D, D)).astype(np.float32), mode="symmetric")
+    lens = Lens(
+        np.eye(D, dtype=np.float32) + 0.01 * rng.standard_normal((D, D)).astype(np.float32), mode="symmetric"
+    )
     vectors_mb = n_docs * D * 4 / 2**20
     base = rss_mb()
 

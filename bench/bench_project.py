@@ -32,7 +32,9 @@ def main() -> None:
         for s in range(0, n, CHUNK):
             f.write(rng.standard_normal((min(CHUNK, n - s), D), dtype=np.float32).tobytes())
     t_gen = time.perf_counter() - t0
-    lens = Lens(np.eye(D, dtype=np.float32) + 0.01 * rng.standard_normal((D, D)).astype(np.float32), mode="symmetric")
+    lens = Lens(
+        np.eye(D, dtype=np.float32) + 0.01 * rng.standard_normal((D, D)).astype(np.float32), mode="symmetric"
+    )
     base = rss_mb()
     t0 = time.perf_counter()
     project_npy(src, dst, lens, batch_size=65536, progress=False)

@@ -11,8 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from embedlens._version import __version__
 from embedlens.cache import CachedEmbedder, EmbeddingCache, open_embedder
-from embedlens.datasets import BeirDataset, PairsDataset, load_data, read_beir, read_pairs
-from embedlens.embedders import Embedder, get_embedder
+from embedlens.datasets import (
+    BeirDataset,
+    PairsDataset,
+    load_data,
+    pairs_dataset,
+    read_beir,
+    read_pairs,
+    retrieval_dataset,
+)
+from embedlens.embedders import Embedder, as_embedder, get_embedder
 from embedlens.errors import (
     DataFormatError,
     DimensionMismatchError,
@@ -26,6 +34,8 @@ from embedlens.index import Qrels
 from embedlens.lens import PROBE_SENTENCES, Lens, load_lens
 
 if TYPE_CHECKING:
+    from embedlens.adapters.chroma import LensEmbeddingFunction
+    from embedlens.adapters.langchain import LensEmbeddings
     from embedlens.evaluation.workflow import evaluate_lens
     from embedlens.training.config import TrainConfig
     from embedlens.training.workflow import TrainOutcome, train_lens
@@ -36,6 +46,9 @@ _LAZY = {
     "TrainOutcome": "embedlens.training.workflow",
     "train_lens": "embedlens.training.workflow",
     "evaluate_lens": "embedlens.evaluation.workflow",
+    # the serving adapters (the package root is a facade: no core module imports them)
+    "LensEmbeddings": "embedlens.adapters.langchain",
+    "LensEmbeddingFunction": "embedlens.adapters.chroma",
 }
 
 __all__ = [
@@ -50,6 +63,8 @@ __all__ = [
     "EmbedlensWarning",
     "FingerprintMismatchError",
     "Lens",
+    "LensEmbeddingFunction",
+    "LensEmbeddings",
     "LensFormatError",
     "PROBE_SENTENCES",
     "PairsDataset",
@@ -57,13 +72,16 @@ __all__ = [
     "TrainConfig",
     "TrainOutcome",
     "__version__",
+    "as_embedder",
     "evaluate_lens",
     "get_embedder",
     "load_data",
     "load_lens",
     "open_embedder",
+    "pairs_dataset",
     "read_beir",
     "read_pairs",
+    "retrieval_dataset",
     "train_lens",
 ]
 

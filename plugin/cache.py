@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from embedlens._arrays import as_matrix
-from embedlens.embedders import get_embedder
+from embedlens.embedders import as_embedder, get_embedder
 from embedlens.embedders.base import Embedder
 from embedlens.embedders.identity import check_cacheable, embed_queries, identity_of, query_identity_of
 from embedlens.errors import EmbedderError, EmbedlensInputError
 
-__all__ = ["CachedEmbedder", "EmbeddingCache", "default_cache_dir", "open_embedder"]
+__all__ = ["CachedEmbedder", "EmbeddingCache", "as_cached", "default_cache_dir", "open_embedder"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -321,19 +321,31 @@ class CachedEmbedder:
         return chunks
 
 
+def as_cached(embedder: object = None) -> CachedEmbedder:
+    """``embedder`` behind the default embedding cache, unless it already is a :class:`CachedEmbedder`.
+
+    ``None`` is the offline default model; anything else is what :func:`open_embedder` takes as ``base``.
+    """
+    if isinstance(embedder, CachedEmbedder):
+        return embedder
+    return open_embedder() if embedder is None else open_embedder(base=embedder)
+
+
 def open_embedder(
     model: str | None = None,
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     no_cache: bool = False,
-    base: Embedder | None = None,
+    base: object = None,
     query_prompt: str | None = None,
     document_prompt: str | None = None,
 ) -> CachedEmbedder:
     """The base model behind the embedding cache (``no_cache`` skips the cache).
 
-    ``query_prompt`` / ``document_prompt`` (sentence-transformers models only) override the
-    model's own prompts; queries are embedded with the query prompt in training and serving alike.
+    ``base`` is any base model :func:`~embedlens.embedders.as_embedder` accepts (an embedlens embedder, a
+    LangChain ``Embeddings``, a Chroma function); without it, ``model`` names one. ``query_prompt`` /
+    ``document_prompt`` (sentence-transformers models only) override the model's own prompts; queries are
+    embedded with the query prompt in training and serving alike.
     """
     prompts = {
         k: v
@@ -342,6 +354,6 @@ def open_embedder(
     }
     if prompts and (base is not None or (model or "").startswith("openai:")):
         raise EmbedlensInputError("query_prompt / document_prompt apply to sentence-transformers models only")
-    emb = base if base is not None else get_embedder(model, **prompts)
+    emb = as_embedder(base) if base is not None else get_embedder(model, **prompts)
     cache = None if no_cache else EmbeddingCache(cache_dir)
     return CachedEmbedder(emb, cache)

@@ -84,10 +84,6 @@ class Qrels:
         match = (self.keys[pos] == keys) & (d.ravel() >= 0)
         return np.where(match, self.grades[pos], 0.0).reshape(q.shape)
 
-    def contains(self, query_rows: np.ndarray, doc_rows: np.ndarray) -> np.ndarray:
-        """Whether each ``(query row, doc row)`` pair is judged relevant (grade > 0): bool, same shape."""
-        return self.grade(query_rows, doc_rows) > 0
-
     def gains(self, ranked: np.ndarray) -> np.ndarray:
         """Grades ``(n, K)`` of the ranked doc rows ``(n, K)`` (-1 entries, i.e. no result, give 0)."""
         n = ranked.shape[0]
@@ -130,7 +126,7 @@ def _batches(docs: np.ndarray | Iterable[np.ndarray], batch_size: int) -> Iterat
 def build_index(
     docs: np.ndarray | Iterable[np.ndarray],
     *,
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    project: Callable[[np.ndarray], np.ndarray] | None = None,
     kind: str = "flat",
     batch_size: int = 65536,
     seed: int = 0,
@@ -139,8 +135,8 @@ def build_index(
 
     Args:
         docs: ``(n, d)`` array or an iterable of ``(b, d)`` batches (streamed: only one batch is
-            transformed at a time).
-        transform: applied to each batch before normalising (e.g. ``lens.project_documents``).
+            projected at a time).
+        project: applied to each batch before normalising (e.g. ``lens.project_documents``).
         kind: ``"flat"`` (exact, ``IndexFlatIP``), ``"hnsw"`` (``IndexHNSWFlat``, M=32) or ``"ivf"``
             (``IndexIVFFlat`` with ``4·sqrt(n)`` lists trained on the first batch, nprobe 16).
         batch_size: rows per batch when ``docs`` is an array.
@@ -153,7 +149,7 @@ def build_index(
 
     index = None
     for batch in _batches(docs, batch_size):
-        x = as_matrix(batch if transform is None else transform(batch), name="document vectors")
+        x = as_matrix(batch if project is None else project(batch), name="document vectors")
         x = l2_normalize(x.copy() if x is batch else x)
         if index is None:
             index = _new_index(kind, x, faiss, seed)

@@ -84,6 +84,17 @@ def weights_problem(w: np.ndarray) -> str | None:
     return None
 
 
+def through(
+    w: np.ndarray, queries: np.ndarray, documents: np.ndarray, *, mode: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(queries @ w, documents @ w)`` as a lens of ``mode`` serves them: a query lens leaves documents raw.
+
+    For a bare matrix during training (no normalisation, no checks); a :class:`Lens` applies itself with
+    :meth:`Lens.project_queries` / :meth:`Lens.project_documents`.
+    """
+    return queries @ w, (documents @ w if mode == "symmetric" else documents)
+
+
 def compute_fingerprint(embedder: Embedder) -> np.ndarray:
     """Embed :data:`PROBE_SENTENCES` with ``embedder``; returns ``(p, d)`` float32."""
     return as_matrix(embedder.embed(list(PROBE_SENTENCES)), name=f"fingerprint of {embedder.name}")
@@ -236,14 +247,33 @@ class Lens:
             DimensionMismatchError: the embedder's dimension is not ``d_in``.
             FingerprintMismatchError: the probe embeddings differ from the stored fingerprint.
         """
-        if embedder.dim != self.d_in:
+        self._check_dim(embedder.dim, embedder.name)
+        if check_fingerprint and self.fingerprint is not None:
+            self.check_fingerprint(compute_fingerprint(embedder), model_name=embedder.name)
+
+    def check_probes(self, probes: Any, *, model_name: str, check_fingerprint: bool = True) -> None:
+        """Raise unless ``probes`` (a base model's embeddings of :data:`PROBE_SENTENCES`) fit this lens.
+
+        The one compatibility check behind :meth:`check_embedder` and the serving adapters, which embed the
+        probes through their host's own API.
+
+        Raises:
+            DimensionMismatchError: the probes are not ``d_in``-d.
+            FingerprintMismatchError: ``check_fingerprint`` and they differ from the stored fingerprint.
+        """
+        probes = as_matrix(probes, name=f"probe embeddings from {model_name}")
+        self._check_dim(probes.shape[1], model_name)
+        if check_fingerprint:
+            self.check_fingerprint(probes, model_name=model_name)
+
+    def _check_dim(self, dim: int, model_name: str) -> None:
+        if dim != self.d_in:
+            where = f" at {self.path}" if self.path is not None else ""
             msg = (
-                f"base model {embedder.name!r} gives {embedder.dim}-d vectors but the lens expects "
+                f"base model {model_name!r} gives {dim}-d vectors but the lens{where} expects "
                 f"{self.d_in}-d (trained on {self.base_model or 'an unrecorded model'})"
             )
             raise DimensionMismatchError(msg)
-        if check_fingerprint and self.fingerprint is not None:
-            self.check_fingerprint(compute_fingerprint(embedder), model_name=embedder.name)
 
     def check_fingerprint(self, probes: np.ndarray, *, model_name: str = "the base model") -> None:
         """Compare ``probes`` ``(p, d_in)`` (embeddings of :data:`PROBE_SENTENCES`) with the stored ones.

@@ -87,7 +87,7 @@ def project_npy(
             msg = f"{src}: array has shape {shape} but the lens expects (n, {lens.d_in})"
             raise DimensionMismatchError(msg)
         n, d = shape
-        transform = lens.project_documents if side == "documents" else lens.project_queries
+        project = lens.project_documents if side == "documents" else lens.project_queries
         out_dim = lens.doc_dim if side == "documents" else lens.d_out
         dst = Path(dst)
         from tqdm.auto import tqdm
@@ -112,7 +112,7 @@ def project_npy(
                             msg = f"{src}: file is truncated at row {start + len(buf) // row_bytes} of {n}"
                             raise EmbedlensInputError(msg)
                         batch = np.frombuffer(buf, dtype=dtype).reshape(rows, d)
-                        f_out.write(_project_batch(transform, batch, src, start))
+                        f_out.write(_project_batch(project, batch, src, start))
                         bar.update(rows)
                         if on_batch is not None:
                             on_batch(start + rows)
@@ -171,16 +171,16 @@ def _open_regular(src: Path) -> BinaryIO:
 
 
 def _project_batch(
-    transform: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, src: Path, start: int
+    project: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, src: Path, start: int
 ) -> bytes:
-    """``transform(batch)`` as little-endian float32 bytes; NaN/Inf input is reported by file and row.
+    """``project(batch)`` as little-endian float32 bytes; NaN/Inf input is reported by file and row.
 
     Raises:
         EmbedlensInputError: naming ``src``, the first row holding NaN or Inf (0-based, in the whole
             file) and how many rows of this batch do.
     """
     try:
-        return np.ascontiguousarray(transform(batch), dtype="<f4").tobytes()
+        return np.ascontiguousarray(project(batch), dtype="<f4").tobytes()
     except EmbedlensInputError:
         with np.errstate(invalid="ignore", over="ignore"):
             bad = np.flatnonzero(~np.isfinite(batch.astype(np.float32)).all(axis=1))

@@ -13,6 +13,6 @@ if "site-packages" not in embedlens.__file__:
 names = ["embedlens"] + [m.name for m in pkgutil.walk_packages(embedlens.__path__, "embedlens.")]
 for name in names:
     importlib.import_module(name)
-for sub in ("adapters", "embedders", "evaluation", "training"):
+for sub in ("adapters", "app", "datasets", "embedders", "evaluation", "training"):
     assert f"embedlens.{sub}" in names, f"embedlens.{sub} missing from the installed package"
 print(f"imported {len(names)} modules from {embedlens.__file__}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from embedlens.errors import EmbedlensInputError
+from embedlens.index import INDEX_KINDS
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -108,6 +109,28 @@ def _model_spec(text: str) -> str:
     elif not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return text
+
+
+class _Renamed(argparse.Action):
+    """An option's old name: still accepted for one release, with a warning that names the new one."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, const: Any = None, **kw: Any) -> None:
+        self.new = new
+        nargs = 0 if const is not None else None
+        super().__init__(option_strings, dest, nargs=nargs, const=const, help=argparse.SUPPRESS, **kw)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any, opt: Any = None
+    ) -> None:
+        sys.stderr.write(f"embedlens: warning: {opt} is now {self.new}; the old name will be removed\n")
+        if self.const is not None:
+            setattr(ns, self.dest, self.const)
+        elif self.choices is not None and values not in self.choices:
+            parser.error(
+                f"argument {self.new}: invalid choice: {values!r} (choose from {', '.join(self.choices)})"
+            )
+        else:
+            setattr(ns, self.dest, values)
 
 
 def _one_line_warnings() -> None:
@@ -243,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cross-validate a wider grid of settings (learning rates, temperatures)",
     )
+    t.add_argument("--search", action=_Renamed, dest="wide_grid", new="--wide-grid", const=True)
     t.add_argument(
         "--no-significance-check",
         dest="require_significant",
@@ -267,7 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace an existing --json report and our own PNG files in --plots (and nothing else)",
     )
-    e.add_argument("--index", choices=["flat", "hnsw", "ivf"], default="flat")
+    e.add_argument(
+        "--index-kind", choices=list(INDEX_KINDS), default="flat", help="FAISS index: exact, HNSW or IVF"
+    )
+    e.add_argument(
+        "--index", action=_Renamed, dest="index_kind", new="--index-kind", choices=list(INDEX_KINDS)
+    )
     e.add_argument(
         "--model", type=_model_spec, metavar="NAME_OR_PATH", help="base model (default: the lens's)"
     )
@@ -584,7 +613,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         lens,
         embedder,
         split=args.split,
-        index_kind=args.index,
+        index_kind=args.index_kind,
         check_fingerprint=not args.no_fingerprint_check,
     )
     js = report.to_json()

@@ -139,7 +139,7 @@ def run_demo(
     from langchain_core.runnables import RunnableLambda
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    from embedlens.adapters.chroma import EmbedlensBaseFunction, LensEmbeddingFunction
+    from embedlens.adapters.chroma import EmbedderEmbeddingFunction, LensEmbeddingFunction
     from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
     from embedlens.app.report import format_report
     from embedlens.cache import open_embedder
@@ -188,7 +188,7 @@ def run_demo(
 
     echo("[3/4] indexing the documents into an embedded Chroma collection through the lens adapter")
     client = chromadb.PersistentClient(path=str(work / "chroma"))
-    ef = LensEmbeddingFunction(EmbedlensBaseFunction(None, cache_arg), lens_dir)
+    ef = LensEmbeddingFunction(EmbedderEmbeddingFunction(None, cache_arg), lens_dir)
     name = "embedlens_demo"
     if name in [c.name for c in client.list_collections()]:
         client.delete_collection(name)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from embedlens.datasets.readers import (
     BeirDataset,
+    DataSource,
     PairsDataset,
+    as_dataset,
     is_beir_dir,
     leading_sentence,
     load_data,
+    pairs_dataset,
     read_beir,
     read_pairs,
+    retrieval_dataset,
 )
 from embedlens.datasets.splits import (
     make_folds,
@@ -28,16 +32,20 @@ from embedlens.datasets.splits import (
 
 __all__ = [
     "BeirDataset",
+    "DataSource",
     "PairsDataset",
+    "as_dataset",
     "is_beir_dir",
     "leading_sentence",
     "load_data",
     "make_folds",
     "pair_folds",
+    "pairs_dataset",
     "pairs_train_test",
     "pairs_training_part",
     "read_beir",
     "read_pairs",
+    "retrieval_dataset",
     "split_by_pair",
     "split_pairs_by_text",
     "synthetic_negatives",

@@ -10,10 +10,10 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import numpy as np
 
@@ -21,12 +21,16 @@ from embedlens.errors import DataFormatError
 
 __all__ = [
     "BeirDataset",
+    "DataSource",
     "PairsDataset",
+    "as_dataset",
     "is_beir_dir",
     "leading_sentence",
     "load_data",
+    "pairs_dataset",
     "read_beir",
     "read_pairs",
+    "retrieval_dataset",
 ]
 
 LabelKind = Literal["binary", "graded"]
@@ -156,6 +160,13 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
     _need_regular_file(p, "pairs file")
     is_jsonl = p.suffix.lower() in (".jsonl", ".json")
     rows = _read_jsonl_rows(p) if is_jsonl else _read_csv_rows(p)
+    return _pairs_from_rows(rows, p, header_line=None if is_jsonl else 1)
+
+
+def _pairs_from_rows(
+    rows: Iterable[tuple[int, Mapping[str, Any]]], p: Path, *, header_line: int | None
+) -> PairsDataset:
+    """Validate rows ``(line, row)`` of a pairs source into a :class:`PairsDataset` (errors name ``p:line``)."""
     t1: list[str] = []
     t2: list[str] = []
     raw: list[float] = []
@@ -167,7 +178,7 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
             snli = "text_1" not in row and {"sentence1", "sentence2", "gold_label"} <= row.keys()
             missing = set() if snli else {"text_1", "text_2", "label"} - row.keys()
             if missing:  # a CSV's columns are its header, line 1; a JSONL's are the first object's
-                where = line if is_jsonl else 1
+                where = line if header_line is None else header_line
                 raise _err(p, where, f"missing column(s) {sorted(missing)}; expected text_1, text_2, label")
             has_split = "split" in row
         if snli:
@@ -474,3 +485,165 @@ def load_data(path: str | os.PathLike[str]) -> BeirDataset | PairsDataset:
             raise DataFormatError(msg)
         return read_beir(p)
     return read_pairs(p)
+
+
+# --------------------------------------------------------------------------- in memory
+#: what a workflow accepts as data: a path (BEIR directory or pairs file), a dataset, or a pandas DataFrame of pairs.
+DataSource = Union[str, "os.PathLike[str]", "BeirDataset", "PairsDataset", Any]
+
+
+def pairs_dataset(
+    text_1: Sequence[str] | Any,
+    text_2: Sequence[str] | None = None,
+    labels: Sequence[float] | None = None,
+    *,
+    split: Sequence[str] | None = None,
+    name: str = "pairs",
+) -> PairsDataset:
+    """Labelled pairs held in memory, checked exactly like a pairs file.
+
+    Either three parallel lists (``split`` optional: ``"train"``/``"test"`` per pair), or one pandas
+    ``DataFrame`` (anything with ``to_dict("records")``) with the columns of a pairs file: ``text_1``,
+    ``text_2``, ``label`` and optionally ``split``. Labels ±1 or 0/1 are binary; other numbers are graded.
+
+    Args:
+        name: how messages name this data (``name:row``, rows counted from 1).
+
+    Raises:
+        DataFormatError: lists of different lengths, a missing column, an empty text, a label that is
+            not a finite number, naming the row.
+    """
+    where = Path(name)
+    if text_2 is None and labels is None and hasattr(text_1, "to_dict"):
+        records = text_1.to_dict("records")
+        rows: list[tuple[int, Mapping[str, Any]]] = [
+            (i + 1, {str(k): v for k, v in r.items()}) for i, r in enumerate(records)
+        ]
+    else:
+        if text_2 is None or labels is None:
+            raise _err(
+                where, None, "give text_1, text_2 and labels (three lists of equal length) or one DataFrame"
+            )
+        cols = {"text_1": list(text_1), "text_2": list(text_2), "label": list(labels)}
+        if split is not None:
+            cols["split"] = list(split)
+        lengths = {k: len(v) for k, v in cols.items()}
+        if len(set(lengths.values())) != 1:
+            raise _err(where, None, f"the lists differ in length: {lengths}")
+        rows = [(i + 1, {k: v[i] for k, v in cols.items()}) for i in range(lengths["text_1"])]
+    if rows and "label" in rows[0][1]:
+        rows = [(i, {**r, "label": _plain(r.get("label"))}) for i, r in rows]
+    return _pairs_from_rows(rows, where, header_line=None)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy / pandas scalar as its Python value (``float(np.float32(1))`` works, but ``str`` labels stay)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+def retrieval_dataset(
+    corpus: Mapping[str, str | Mapping[str, str]] | Sequence[str],
+    train: Iterable[Sequence[Any]],
+    test: Iterable[Sequence[Any]] | None = None,
+    *,
+    name: str = "retrieval data",
+) -> BeirDataset:
+    """A retrieval dataset held in memory: a corpus and judged ``(query text, document)`` pairs.
+
+    Args:
+        corpus: ``{doc id: text}``, ``{doc id: {"title": ..., "text": ...}}`` (BEIR's fields), or a list of
+            texts (their ids are their positions, ``"0"``, ``"1"``, ...).
+        train: judgements to train on: ``(query text, doc id)`` or ``(query text, doc id, grade)``; a
+            document may also be given by its position in the corpus (an ``int``). Pairs with the same
+            query text make one query with several relevant documents.
+        test: judgements to evaluate on, in the same form (optional; evaluation needs it).
+        name: how messages name this data.
+
+    Raises:
+        DataFormatError: an empty text, a document not in the corpus, a grade that is not an integer,
+            naming the split and the judgement (counted from 1).
+    """
+    where = Path(name)
+    items = corpus.items() if isinstance(corpus, Mapping) else ((str(i), t) for i, t in enumerate(corpus))
+    corpus_ids: list[str] = []
+    corpus_texts: list[str] = []
+    corpus_titles: list[str] = []
+    corpus_bodies: list[str] = []
+    for doc_id, value in items:
+        if isinstance(value, Mapping):
+            title, text = str(value.get("title") or "").strip(), str(value.get("text") or "").strip()
+        elif isinstance(value, str):
+            title, text = "", value.strip()
+        else:
+            raise _err(
+                where,
+                None,
+                f"document {doc_id!r} must be a string or a {{title, text}} mapping, got {_json_type(value)}",
+            )
+        if not (title or text):
+            raise _err(where, None, f"document {doc_id!r} has empty title and text")
+        corpus_ids.append(str(doc_id))
+        corpus_texts.append(f"{title} {text}".strip())
+        corpus_titles.append(title)
+        corpus_bodies.append(text)
+    if len(set(corpus_ids)) != len(corpus_ids):
+        raise _err(where, None, "duplicate document ids in the corpus")
+    row_of = {d: i for i, d in enumerate(corpus_ids)}
+    queries: dict[str, str] = {}
+    qid_of: dict[str, str] = {}
+    qrels: dict[str, dict[str, dict[str, int]]] = {}
+    for split, judged in (("train", train), ("test", test)):
+        if judged is None:
+            continue
+        out: dict[str, dict[str, int]] = {}
+        for n, item in enumerate(judged, start=1):
+            at = f"{split} judgement {n}"
+            if isinstance(item, (str, bytes)) or not 2 <= len(item) <= 3:
+                raise _err(
+                    where,
+                    None,
+                    f"{at}: expected (query text, doc id) or (query text, doc id, grade), got {item!r}",
+                )
+            query, doc = item[0], item[1]
+            grade = item[2] if len(item) == 3 else 1
+            if not isinstance(query, str) or not query.strip():
+                raise _err(where, None, f"{at}: the query must be a non-empty string, got {query!r}")
+            if isinstance(doc, (int, np.integer)) and not isinstance(doc, bool) and str(doc) not in row_of:
+                if not 0 <= int(doc) < len(corpus_ids):
+                    raise _err(
+                        where,
+                        None,
+                        f"{at}: document position {doc} is outside the corpus (0..{len(corpus_ids) - 1})",
+                    )
+                doc_id = corpus_ids[int(doc)]
+            else:
+                doc_id = str(doc)
+            if doc_id not in row_of:
+                raise _err(where, None, f"{at}: document {doc!r} is not in the corpus")
+            if isinstance(grade, bool) or not isinstance(grade, (int, np.integer)):
+                raise _err(where, None, f"{at}: the grade must be an integer, got {grade!r}")
+            text = " ".join(query.split())
+            qid = qid_of.setdefault(text, f"q{len(qid_of)}")
+            queries[qid] = text
+            out.setdefault(qid, {})[doc_id] = int(grade)
+        qrels[split] = out
+    return BeirDataset(corpus_ids, corpus_texts, queries, qrels, name, corpus_titles, corpus_bodies)
+
+
+def as_dataset(data: DataSource) -> BeirDataset | PairsDataset:
+    """The dataset behind ``data``: read from a path, passed through, or built from a DataFrame of pairs.
+
+    Raises:
+        DataFormatError: a path that is neither a BEIR directory nor a pairs file, or malformed data.
+        TypeError: an object that is none of these.
+    """
+    if isinstance(data, (BeirDataset, PairsDataset)):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_data(data)
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):
+        return pairs_dataset(data)
+    raise TypeError(
+        f"data must be a path, a BeirDataset, a PairsDataset or a pandas DataFrame of pairs, got {type(data).__name__}"
+        " (build one with embedlens.retrieval_dataset or embedlens.pairs_dataset)"
+    )

@@ -10,7 +10,9 @@ if TYPE_CHECKING:
     from embedlens.embedders.local import SentenceTransformerEmbedder
 
 __all__ = [
+    "WRAPPERS_GROUP",
     "Embedder",
+    "as_embedder",
     "SentenceTransformerEmbedder",
     "get_embedder",
 ]
@@ -39,6 +41,46 @@ def get_embedder(spec: str | None = None, **kwargs: object) -> Embedder:
     if spec.startswith("st:"):
         spec = spec[3:]
     return SentenceTransformerEmbedder(spec, **kwargs)  # type: ignore[arg-type]
+
+
+#: entry-point group of functions ``wrap(obj) -> Embedder | None`` that turn another library's embedding
+#: object into a base embedder (embedlens registers its LangChain and Chroma adapters there; others may add).
+WRAPPERS_GROUP = "embedlens.wrappers"
+
+
+def as_embedder(base: object = None) -> Embedder:
+    """Any base model as an :class:`Embedder`.
+
+    Args:
+        base: ``None`` or a model name (see :func:`get_embedder`), an embedlens embedder, or another library's
+            embedding object that an installed wrapper accepts: a LangChain ``Embeddings``
+            (:class:`~embedlens.adapters.langchain.LangChainEmbedder`) or a Chroma embedding function
+            (:class:`~embedlens.adapters.chroma.ChromaEmbedder`).
+
+    Raises:
+        TypeError: an object no wrapper accepts.
+    """
+    if base is None or isinstance(base, str):
+        return get_embedder(base)
+    if isinstance(base, Embedder):
+        return base
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=WRAPPERS_GROUP), key=lambda e: e.name):
+        try:
+            wrap = ep.load()
+        except (
+            ImportError
+        ):  # the host library of that wrapper is not installed: it cannot be one of its objects
+            continue
+        wrapped = wrap(base)
+        if wrapped is not None:
+            return wrapped  # type: ignore[no-any-return]
+    msg = (
+        f"cannot use a {type(base).__name__} as a base model: pass a model name, an embedlens embedder, "
+        "a LangChain Embeddings or a Chroma embedding function"
+    )
+    raise TypeError(msg)
 
 
 def parse_openai_spec(spec: str) -> tuple[str, int | None]:

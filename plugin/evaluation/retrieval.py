@@ -113,7 +113,7 @@ def evaluate_retrieval(
     raw_index = build_index(docs(), kind=index_kind, seed=seed)
     ranked_raw = search(raw_index, query_vectors, k_max)
     del raw_index
-    lens_index = build_index(docs(), transform=lens.project_documents, kind=index_kind, seed=seed)
+    lens_index = build_index(docs(), project=lens.project_documents, kind=index_kind, seed=seed)
     ranked_lens = search(lens_index, lens.project_queries(query_vectors), k_max)
     del lens_index
     pq_raw = per_query_metrics(ranked_raw, qrels, ks)

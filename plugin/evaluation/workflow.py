@@ -6,21 +6,21 @@ import os
 
 import numpy as np
 
-from embedlens.cache import CachedEmbedder
-from embedlens.datasets import BeirDataset, load_data, pairs_train_test, with_negatives
+from embedlens.cache import as_cached
+from embedlens.datasets import BeirDataset, DataSource, as_dataset, pairs_train_test, with_negatives
 from embedlens.datasets.splits import INTERNAL_SPLIT_SEED
 from embedlens.evaluation.pairs import PairReport, evaluate_pairs
 from embedlens.evaluation.retrieval import DEFAULT_KS, RetrievalReport, evaluate_retrieval
 from embedlens.index import Qrels
-from embedlens.lens import Lens
+from embedlens.lens import Lens, load_lens
 
 __all__ = ["evaluate_lens"]
 
 
 def evaluate_lens(
-    data_path: str | os.PathLike[str],
-    lens: Lens,
-    embedder: CachedEmbedder,
+    data: DataSource,
+    lens: Lens | str | os.PathLike[str],
+    embedder: object = None,
     *,
     split: str = "test",
     index_kind: str = "flat",
@@ -28,14 +28,27 @@ def evaluate_lens(
     check_fingerprint: bool = True,
     n_boot: int = 2000,
 ) -> RetrievalReport | PairReport:
-    """Raw vs lens on the ``split`` of a BEIR directory or a pairs file.
+    """Raw vs lens on the ``split`` of a BEIR directory or a pairs file, or the same in memory.
+
+    Args:
+        data: what :func:`~embedlens.training.workflow.train_lens` takes (a path, a dataset, a DataFrame).
+        lens: a :class:`Lens` or the path of a lens directory.
+        embedder: the lens's base model: a :class:`CachedEmbedder` or anything
+            :func:`~embedlens.embedders.as_embedder` accepts; None is the offline default model.
 
     Raises:
         DimensionMismatchError / FingerprintMismatchError: the embedder is not the lens's base model.
         EmbedlensInputError: bad data.
     """
+    lens = lens if isinstance(lens, Lens) else load_lens(lens)
+    embedder = as_cached(embedder)
     lens.check_embedder(embedder.base, check_fingerprint=check_fingerprint)
-    data = load_data(data_path)
+    data_path = (
+        data
+        if isinstance(data, (str, os.PathLike))
+        else getattr(data, "root", None) or getattr(data, "source", "data")
+    )
+    data = as_dataset(data)
     if isinstance(data, BeirDataset):
         qids, qtexts = data.split_queries(split)
         docs = embedder.embed(data.corpus_texts)

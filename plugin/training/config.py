@@ -46,7 +46,7 @@ class TrainConfig:
         pseudo_queries: retrieval: ``"auto"`` (default: document titles, else leading sentences, as
             extra training queries, their weight 5 or 0 chosen by CV), ``"titles"``, ``"leads"``
             (always those, weight chosen by CV) or ``"off"``.
-        search: widen the CV grid (more learning rates; for retrieval also temperatures 0.05 and 0.1).
+        wide_grid: widen the CV grid (more learning rates; for retrieval also temperatures 0.05 and 0.1).
         progress: show a tqdm bar.
         require_significant: ship the trained matrix only when its pooled out-of-fold gain over the
             start is significant; False ships the best setting regardless (for studies).

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from embedlens.training.residual import ResidualLens
 
-__all__ = ["FitResult", "Objective", "fit", "initial_matrix", "make_folds"]
+__all__ = ["FitResult", "Objective", "fit", "initial_matrix"]
 
 
 class Objective(Protocol):

@@ -16,6 +16,7 @@ import numpy as np
 from embedlens._arrays import l2_normalize, row_cosines
 from embedlens.evaluation.metrics import best_threshold, roc_auc, spearman
 from embedlens.evaluation.stats import Uplift, normal_uplift
+from embedlens.lens import through
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
@@ -27,16 +28,16 @@ if TYPE_CHECKING:
 __all__ = ["PairsObjective", "cosent_per_item", "pair_cosines_through", "pair_score", "train_pairs"]
 
 COSENT_SCALE = 20.0
-#: learning rates tried by cross-validation when none is given (``search`` widens the list).
+#: learning rates tried by cross-validation when none is given (``wide_grid`` widens the list).
 DEFAULT_LRS = (1e-3,)
-SEARCH_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
+WIDE_GRID_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 #: ranks tried by cross-validation: a low-rank residual (small data) and the full matrix.
 DEFAULT_RANKS: tuple[int | str, ...] = ("full", 32)
 
 
 def pair_cosines_through(w: np.ndarray, a: np.ndarray, b: np.ndarray, *, mode: str) -> np.ndarray:
     """Cosine ``(n,)`` of each pair after the matrix ``w`` (``b`` stays raw in query mode)."""
-    return row_cosines(a @ w, b @ w if mode == "symmetric" else b)
+    return row_cosines(*through(w, a, b, mode=mode))
 
 
 def pair_score(cos: np.ndarray, labels: np.ndarray, *, binary: bool) -> float:
@@ -213,7 +214,7 @@ def train_pairs(
     obj = PairsObjective(
         x, y, labels, groups, binary=binary, mode=mode, loss=config.loss, batch_size=config.batch_size
     )
-    lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.wide_grid else DEFAULT_LRS)
+    lrs = (config.lr,) if config.lr is not None else (WIDE_GRID_LRS if config.wide_grid else DEFAULT_LRS)
     ranks: tuple[int | str, ...] = (config.rank,) if config.rank is not None else DEFAULT_RANKS
     grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": ranks, "reg": (config.reg,)}
     result = fit(obj, config, grid, desc=f"training (pairs, {config.loss})")

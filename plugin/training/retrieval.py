@@ -23,6 +23,7 @@ from embedlens._arrays import l2_normalize
 from embedlens.evaluation.retrieval import per_query_metrics
 from embedlens.evaluation.stats import Uplift, normal_uplift
 from embedlens.index import Qrels, build_index, search
+from embedlens.lens import through
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
 
@@ -40,21 +41,21 @@ POOL_SIZE = 4096
 WINDOW = 512
 #: pseudo-queries drawn per step (all labelled items are in every step).
 PSEUDO_PER_STEP = 512
-#: learning rates tried by cross-validation when none is given (``search`` widens the list).
+#: learning rates tried by cross-validation when none is given (``wide_grid`` widens the list).
 DEFAULT_LRS = (1e-2,)
 #: ranks tried by cross-validation: a low-rank residual (small data) and the full matrix.
 DEFAULT_RANKS: tuple[int | str, ...] = ("full", 32)
 #: pseudo-query weights tried by cross-validation (0: labelled queries only).
 DEFAULT_PSEUDO_WEIGHTS = (5.0, 0.0)
-SEARCH_LRS = (3e-3, 1e-2, 3e-2)
+WIDE_GRID_LRS = (3e-3, 1e-2, 3e-2)
 
 
 def retrieval_ndcg10(
     w: np.ndarray, queries: np.ndarray, docs: np.ndarray, qrels: Qrels, *, mode: str
 ) -> np.ndarray:
     """Per-query nDCG@10 ``(n,)`` of ``queries`` ``(n, d)`` against all ``docs`` ``(N, d)`` through ``w``."""
-    doc_side = docs @ w if mode == "symmetric" else docs
-    ranked = search(build_index(doc_side), queries @ w, 10)
+    query_side, doc_side = through(w, queries, docs, mode=mode)
+    ranked = search(build_index(doc_side), query_side, 10)
     return per_query_metrics(ranked, qrels, (10,))["ndcg@10"]
 
 
@@ -295,7 +296,7 @@ def train_retrieval(
         n_hard=config.n_hard,
         seed=config.seed,
     )
-    lrs = (config.lr,) if config.lr is not None else (SEARCH_LRS if config.wide_grid else DEFAULT_LRS)
+    lrs = (config.lr,) if config.lr is not None else (WIDE_GRID_LRS if config.wide_grid else DEFAULT_LRS)
     ranks: tuple[int | str, ...] = (config.rank,) if config.rank is not None else DEFAULT_RANKS
     grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": ranks, "reg": (config.reg,)}
     if has_pseudo:

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from embedlens.cache import CachedEmbedder
+from embedlens.cache import CachedEmbedder, as_cached
 from embedlens.datasets import (
     BeirDataset,
+    DataSource,
     PairsDataset,
-    load_data,
+    as_dataset,
     pair_folds,
     pairs_training_part,
     with_negatives,
@@ -46,18 +47,35 @@ class TrainOutcome:
 
 
 def train_lens(
-    data_path: str | os.PathLike[str],
-    embedder: CachedEmbedder,
-    config: TrainConfig,
+    data: DataSource,
+    embedder: object = None,
+    config: TrainConfig | None = None,
     *,
     objective: str | None = None,
 ) -> TrainOutcome:
-    """Train a lens on a BEIR directory (``qrels/train.tsv``) or a pairs file (its train split).
+    """Train a lens on retrieval judgements (their ``train`` split) or labelled pairs (their train split).
+
+    Args:
+        data: a BEIR directory or a pairs file, or the same in memory: a :class:`BeirDataset` (e.g. from
+            :func:`~embedlens.datasets.retrieval_dataset`), a :class:`PairsDataset`
+            (:func:`~embedlens.datasets.pairs_dataset`) or a pandas DataFrame of pairs.
+        embedder: the base model: a :class:`CachedEmbedder`, or anything
+            :func:`~embedlens.embedders.as_embedder` accepts (then behind the default cache); None is the
+            offline default model.
+        config: the options (default :class:`TrainConfig()`: a query lens, chosen by cross-validation).
+        objective: ``"retrieval"`` or ``"pairs"``; by default the one the data calls for.
 
     Raises:
         EmbedlensInputError: bad data or options (the message names the file / option).
     """
-    data = load_data(data_path)
+    config = config if config is not None else TrainConfig()
+    embedder = as_cached(embedder)
+    data_path = (
+        data
+        if isinstance(data, (str, os.PathLike))
+        else getattr(data, "root", None) or getattr(data, "source", "data")
+    )
+    data = as_dataset(data)
     objective = objective or ("retrieval" if isinstance(data, BeirDataset) else "pairs")
     if isinstance(data, BeirDataset):
         if objective != "retrieval":
@@ -133,15 +151,13 @@ def _finite_inputs(name: str, *arrays: np.ndarray) -> None:
             raise _InputsNotFinite(f"{name} returned vectors holding NaN or Inf ({bad} row(s))")
 
 
-def training_texts(data_path: str | os.PathLike[str], config: TrainConfig | None = None) -> list[str]:
+def training_texts(data_path: DataSource, config: TrainConfig | None = None) -> list[str]:
     """Every text ``train_lens`` would embed for this data (for cost estimates and ``--dry-run``)."""
     documents, queries = training_inputs(data_path, config)
     return documents + queries
 
 
-def training_inputs(
-    data_path: str | os.PathLike[str], config: TrainConfig | None = None
-) -> tuple[list[str], list[str]]:
+def training_inputs(data_path: DataSource, config: TrainConfig | None = None) -> tuple[list[str], list[str]]:
     """The texts ``train_lens`` embeds as documents and as queries: ``(documents, queries)``.
 
     BEIR: the corpus, and the training queries plus the pseudo-queries of ``config`` (default
@@ -149,7 +165,7 @@ def training_inputs(
     (``text_1`` is the query side). ``CachedEmbedder.missing(documents, queries)`` is what a run
     would pay for.
     """
-    data = load_data(data_path)
+    data = as_dataset(data_path)
     if isinstance(data, BeirDataset):
         pseudo, _ = pseudo_query_texts(data, config or TrainConfig(progress=False))
         return list(data.corpus_texts), list(data.split_queries("train")[1]) + pseudo

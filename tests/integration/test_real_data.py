@@ -105,7 +105,7 @@ def test_metrics_agree_with_ranx(cache_dir: Path) -> None:
 def test_chroma_top10_equals_faiss_evaluator(tmp_path: Path, cache_dir: Path) -> None:
     import chromadb
 
-    from embedlens.adapters.chroma import EmbedlensBaseFunction, LensEmbeddingFunction
+    from embedlens.adapters.chroma import EmbedderEmbeddingFunction, LensEmbeddingFunction
     from embedlens.cache import open_embedder
     from embedlens.datasets import read_beir
     from embedlens.evaluation.retrieval import evaluate_retrieval
@@ -127,7 +127,7 @@ def test_chroma_top10_equals_faiss_evaluator(tmp_path: Path, cache_dir: Path) ->
         n_boot=10,
     )
     client = chromadb.PersistentClient(path=str(tmp_path / "db"))
-    ef = LensEmbeddingFunction(EmbedlensBaseFunction(None, str(cache_dir)), lens_dir)
+    ef = LensEmbeddingFunction(EmbedderEmbeddingFunction(None, str(cache_dir)), lens_dir)
     col = client.create_collection(
         "scifact",
         embedding_function=ef,

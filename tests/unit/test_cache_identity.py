@@ -546,10 +546,10 @@ def test_langchain_embedder_embeddings_serve_queries_as_queries() -> None:
 
 def test_chroma_base_function_serves_queries_as_queries(monkeypatch: pytest.MonkeyPatch) -> None:
     import embedlens.cache
-    from embedlens.adapters.chroma import EmbedlensBaseFunction
+    from embedlens.adapters.chroma import EmbedderEmbeddingFunction
 
     monkeypatch.setattr(embedlens.cache, "get_embedder", lambda model=None, **kw: QueryHash(name=str(model)))
-    fn = EmbedlensBaseFunction("query-hash-test-model", "")
+    fn = EmbedderEmbeddingFunction("query-hash-test-model", "")
     np.testing.assert_allclose(
         fn.embed_query(["find me"])[0], QueryHash().embed_queries(["find me"])[0], atol=1e-6
     )
