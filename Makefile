@@ -58,7 +58,7 @@ wheel-check: venv
 	rm -f dist.log
 	$(PYTHON) -m venv .venv-wheel
 	.venv-wheel/bin/python -m pip install -q "torch==2.13.0"
-	.venv-wheel/bin/python -m pip install -q "$$(ls dist/embedlens-*.whl)[local]"
+	.venv-wheel/bin/python -m pip install -q "$$(ls dist/embedlens-*.whl)[local,llama-index]"
 	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/tools/import_all.py
 	W=$$(mktemp -d) && cd /tmp && $(CURDIR)/.venv-wheel/bin/embedlens demo --workdir $$W/demo --cache $$W/cache --quiet && rm -rf $$W
 
