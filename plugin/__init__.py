@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from embedlens.adapters.chroma import LensEmbeddingFunction
     from embedlens.adapters.langchain import LensEmbeddings
     from embedlens.evaluation.workflow import evaluate_lens
+    from embedlens.export import export_sentence_transformer
     from embedlens.training.config import TrainConfig
     from embedlens.training.workflow import TrainOutcome, train_lens
 
@@ -46,6 +47,7 @@ _LAZY = {
     "TrainOutcome": "embedlens.training.workflow",
     "train_lens": "embedlens.training.workflow",
     "evaluate_lens": "embedlens.evaluation.workflow",
+    "export_sentence_transformer": "embedlens.export",
     # the serving adapters (the package root is a facade: no core module imports them)
     "LensEmbeddings": "embedlens.adapters.langchain",
     "LensEmbeddingFunction": "embedlens.adapters.chroma",
@@ -74,6 +76,7 @@ __all__ = [
     "__version__",
     "as_embedder",
     "evaluate_lens",
+    "export_sentence_transformer",
     "get_embedder",
     "load_data",
     "load_lens",

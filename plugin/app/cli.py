@@ -332,6 +332,20 @@ def build_parser() -> argparse.ArgumentParser:
     pj.add_argument("--debug", action="store_true")
     pj.add_argument("--quiet", action="store_true", help="print only the result and errors")
 
+    x = sub.add_parser(
+        "export",
+        help="write a sentence-transformers model folder: the local base model with the lens appended",
+    )
+    x.add_argument("--lens", required=True, metavar="LENS_DIR")
+    x.add_argument("--out", required=True, metavar="DIR", help="the model folder to write (atomically)")
+    x.add_argument(
+        "--model", type=_model_spec, metavar="NAME_OR_PATH", help="local base model (default: the lens's)"
+    )
+    x.add_argument("--no-fingerprint-check", dest="check_fingerprint", action="store_false")
+    x.add_argument("--force", action="store_true", help="replace an earlier export at --out, nothing else")
+    x.add_argument("--debug", action="store_true")
+    x.add_argument("--quiet", action="store_true", help="print only the result and errors")
+
     r = sub.add_parser("reproject", help="copy a Chroma collection's vectors through a symmetric lens")
     r.add_argument("--path", required=True, help="Chroma PersistentClient directory")
     r.add_argument("--source", required=True, help="source collection name")
@@ -797,7 +811,24 @@ def cmd_project(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``embedlens export``."""
+    from embedlens.export import export_sentence_transformer, local_model_dir
+    from embedlens.lens import load_lens
+
+    lens = load_lens(args.lens)
+    if Path(args.out).resolve() == Path(args.lens).resolve():
+        raise EmbedlensInputError(f"--out {args.out}: is the --lens directory; choose another folder")
+    local_model_dir(args.model or lens.base_model)  # a remote base model is refused before anything loads
+    out = export_sentence_transformer(
+        lens, args.out, model=args.model, check_fingerprint=args.check_fingerprint, overwrite=args.force
+    )
+    _out(f"exported a {lens.mode} lens with its base model to {out}: SentenceTransformer({str(out)!r})")
+    return EXIT_OK
+
+
 _COMMANDS = {
+    "export": cmd_export,
     "project": cmd_project,
     "train": cmd_train,
     "evaluate": cmd_evaluate,

@@ -31,6 +31,7 @@ RANKS = {
     "evaluation": 4,
     "training": 4,
     "project": 5,
+    "export": 5,
     "evaluation.workflow": 5,
     "training.workflow": 5,
     "adapters": 6,

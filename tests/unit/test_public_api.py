@@ -26,6 +26,7 @@ def test_all_is_pinned() -> None:
             "__version__",
             "as_embedder",
             "evaluate_lens",
+            "export_sentence_transformer",
             "get_embedder",
             "load_data",
             "load_lens",
