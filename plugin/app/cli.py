@@ -636,7 +636,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _out(format_report(js))
     _guard_evaluate_outputs(args)  # again: nothing foreign may have appeared meanwhile
     if args.plots:
-        _write_plots(report, Path(args.plots))
+        _write_plots(report, Path(args.plots), data=args.data, lens=args.lens)
         _out(f"plots written to {args.plots}")
     if args.json:
         from embedlens._outputs import REPORT_FORMAT
@@ -671,9 +671,9 @@ def _input_paths(args: argparse.Namespace) -> dict[str, str | None]:
     }
 
 
-def _plot_name(data: str) -> str:
-    """The one PNG ``evaluate --plots`` writes: cosine histograms for a pairs file, metric@k for BEIR."""
-    return "metric_at_k.png" if Path(data).is_dir() else "cosine_histograms.png"
+def _plot_names(data: str) -> list[str]:
+    """The PNGs ``evaluate --plots`` writes: cosine histograms (pairs) or metric@k (BEIR), and ``report.png``."""
+    return ["metric_at_k.png" if Path(data).is_dir() else "cosine_histograms.png", "report.png"]
 
 
 def _guard_evaluate_outputs(args: argparse.Namespace) -> None:
@@ -684,23 +684,28 @@ def _guard_evaluate_outputs(args: argparse.Namespace) -> None:
     if args.json:
         guard_file(args.json, option="--json", ours=report_problem, inputs=inputs, force=args.force)
     if args.plots:
-        png = _plot_name(args.data)
-        guard_plots_dir(args.plots, [png], inputs=inputs, force=args.force)
-        if args.json and Path(args.json).resolve() == (Path(args.plots) / png).resolve():
-            raise OutputRefusedError(f"--json {args.json}: is the --plots file {png}; give another path")
+        names = _plot_names(args.data)
+        guard_plots_dir(args.plots, names, inputs=inputs, force=args.force)
+        for png in names:
+            if args.json and Path(args.json).resolve() == (Path(args.plots) / png).resolve():
+                raise OutputRefusedError(f"--json {args.json}: is the --plots file {png}; give another path")
 
 
-def _write_plots(report: Any, folder: Path) -> None:
-    from embedlens.app.plots import plot_cosine_histograms, plot_metric_at_k
+def _write_plots(report: Any, folder: Path, *, data: str, lens: str) -> None:
+    from embedlens.app.plots import plot_cosine_histograms, plot_metric_at_k, plot_report
     from embedlens.evaluation.pairs import PairReport
 
     folder.mkdir(parents=True, exist_ok=True)  # checked by _guard_evaluate_outputs; files written atomically
+    split = report.info.get("split")
+    split_name = split.get("test") if isinstance(split, dict) else split
+    title = f"{Path(data).name} ({split_name or 'test'}), lens {Path(lens).name}"
     if isinstance(report, PairReport):
         plot_cosine_histograms(
-            report.cos_raw, report.cos_lens, report.labels, folder / "cosine_histograms.png"
+            report.cos_raw, report.cos_lens, report.labels, folder / "cosine_histograms.png", title=title
         )
     else:
-        plot_metric_at_k(report.raw, report.lens, folder / "metric_at_k.png")
+        plot_metric_at_k(report, folder / "metric_at_k.png", title=title)
+    plot_report(report, folder / "report.png", title=title)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -61,6 +61,7 @@ class RetrievalReport:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     ranked_lens: np.ndarray | None = None
+    seen: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON report: ``raw``, ``lens``, ``uplift`` (``delta`` with ``ci95``), ``groups``, ``info``."""
@@ -142,5 +143,5 @@ def evaluate_retrieval(
         "ks": list(ks),
     }
     return RetrievalReport(
-        _means(pq_raw), _means(pq_lens), pq_raw, pq_lens, uplift, groups, info, ranked_lens
+        _means(pq_raw), _means(pq_lens), pq_raw, pq_lens, uplift, groups, info, ranked_lens, seen
     )

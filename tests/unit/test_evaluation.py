@@ -86,7 +86,12 @@ def test_pair_report_threshold_from_training() -> None:
 
 
 def test_plots_written(tmp_path: Path) -> None:
-    from embedlens.app.plots import plot_cosine_histograms, plot_metric_at_k, plot_validation_curve
+    from embedlens.app.plots import (
+        plot_cosine_histograms,
+        plot_metric_at_k,
+        plot_report,
+        plot_validation_curve,
+    )
 
     rng = np.random.default_rng(0)
     p1 = plot_cosine_histograms(
@@ -95,16 +100,35 @@ def test_plots_written(tmp_path: Path) -> None:
         np.sign(rng.standard_normal(100)),
         tmp_path / "h.png",
     )
-    p2 = plot_metric_at_k(
-        {"ndcg@1": 0.1, "ndcg@10": 0.3, "recall@1": 0.1, "recall@10": 0.5},
-        {"ndcg@1": 0.2, "ndcg@10": 0.4, "recall@1": 0.2, "recall@10": 0.6},
-        tmp_path / "m.png",
-    )
+    d, q, qrels, _ = _data(n_docs=300, n_q=60)
+    seen = np.arange(q.shape[0]) % 3 > 0
+    report = evaluate_retrieval(q, d, qrels, Lens.identity(q.shape[1]), seen=seen, n_boot=100)
+    p2 = plot_metric_at_k(report, tmp_path / "m.png", title="toy")
     p3 = plot_validation_curve(
         [{"steps": 0, "cv": 0.5}, {"steps": 10, "cv": 0.6}],
         tmp_path / "v.png",
         metric="ndcg@10",
         chosen=1,
     )
-    for p in (p1, p2, p3):
+    p4 = plot_report(report, tmp_path / "r.png", title="toy")
+    graded = rng.uniform(0, 5, 100)  # STS-B-like labels: three label bands, not "+1 / -1"
+    p5 = plot_cosine_histograms(
+        rng.uniform(0.2, 0.9, 100), rng.uniform(0.1, 0.95, 100), graded, tmp_path / "g.png"
+    )
+    for p in (p1, p2, p3, p4, p5):
         assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
+
+
+def test_plot_helpers_fit_the_data() -> None:
+    from embedlens.app.plots import _binary, _cosine_bins, _groups_of, _mean_band
+
+    bins = _cosine_bins(np.array([0.3, 0.5]), np.array([0.4, 0.9]))
+    assert 0.28 < bins[0] < 0.3 and 0.9 < bins[-1] < 0.92  # not half an empty [-1, 1] axis
+    assert _binary(np.array([1.0, -1.0])) and not _binary(np.array([0.0, 2.5, 5.0]))
+    m, lo, hi = _mean_band(np.array([0.0, 1.0] * 50))
+    assert m == 0.5 and lo < 0.5 < hi and abs((hi - lo) / 2 - 1.96 * 0.5025 / 10) < 1e-3
+    d, q, qrels, _ = _data(n_docs=300, n_q=60)
+    seen = np.arange(q.shape[0]) % 3 > 0
+    report = evaluate_retrieval(q, d, qrels, Lens.identity(q.shape[1]), seen=seen, n_boot=50)
+    names = [n for n, _ in _groups_of(report)]
+    assert names == ["all queries (n=60)", f"seen (n={int(seen.sum())})", f"unseen (n={int((~seen).sum())})"]

@@ -274,7 +274,7 @@ def test_evaluate_plots_replace_only_our_png_with_force(
     assert _evaluate(tiny_beir, lens, "--plots", str(plots), "--force") == 2
     assert "not a PNG" in _error_line(capsys)
     assert png.read_bytes() == THESIS and (plots / "other.txt").read_bytes() == THESIS
-    assert sorted(p.name for p in plots.iterdir()) == ["metric_at_k.png", "other.txt"]
+    assert sorted(p.name for p in plots.iterdir()) == ["metric_at_k.png", "other.txt", "report.png"]
 
 
 # ----------------------------------------------------------------------------- project --output
