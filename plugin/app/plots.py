@@ -27,7 +27,18 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     from embedlens._atomic import atomic_write_bytes
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    titles = [fig._suptitle.get_text()] if fig._suptitle is not None else []
+    titles += [ax.get_title() for ax in fig.axes if ax.get_title()]
+    fig.canvas.draw()  # tick labels exist once drawn; category labels (the report's groups) are kept
+    for ax in fig.axes:
+        ticks = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        if any(not t.replace(".", "").replace("−", "").replace("-", "").isdigit() for t in ticks):
+            titles += ticks
+        legend = ax.get_legend()
+        if legend is not None:
+            titles += [t.get_text() for t in legend.get_texts()]
+    # the titles also go into the PNG's text chunk: the figure says what it shows to a machine as well
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Description": " | ".join(titles)})
     _figure().close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)

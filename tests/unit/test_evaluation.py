@@ -117,6 +117,31 @@ def test_plots_written(tmp_path: Path) -> None:
     )
     for p in (p1, p2, p3, p4, p5):
         assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000
+    for p in (p2, p4):  # the figures name the query groups (PNG text chunk, written from the titles)
+        text = _png_description(p)
+        assert "toy" in text and "seen (n=40)" in text and "unseen (n=20)" in text, text
+    assert _png_description(p5).count("label ") == 3  # graded labels: three bands, no "+1 / -1" legend
+    assert "similar (+1)" in _png_description(p1)
+
+
+def _png_description(path: Path) -> str:
+    """The ``Description`` text chunk of a PNG (and the axis titles in it)."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    pos, out = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"tEXt" and body.startswith(b"Description\0"):
+            out.append(body.split(b"\0", 1)[1].decode("latin-1"))
+        elif kind == b"zTXt" and body.startswith(b"Description\0"):
+            out.append(zlib.decompress(body.split(b"\0", 1)[1][1:]).decode("latin-1"))
+        elif kind == b"iTXt" and body.startswith(b"Description\0"):
+            out.append(body.split(b"\0", 5)[-1].decode("utf-8"))
+        pos += 12 + length
+    return " ".join(out)
 
 
 def test_plot_helpers_fit_the_data() -> None:
