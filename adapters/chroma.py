@@ -724,6 +724,15 @@ class ChromaEmbedder(LazyDim):
         return checked(self.function.embed_query(texts), len(texts), self.name)
 
 
-def wrap_function(obj: object) -> ChromaEmbedder | None:
-    """The ``embedlens.wrappers`` entry point: a Chroma embedding function as a base embedder, else None."""
+def wrap_function(obj: object) -> Any:
+    """The ``embedlens.wrappers`` entry point: a Chroma embedding function as a base embedder, else None.
+
+    An :class:`EmbedderEmbeddingFunction` gives back the embedlens embedder it wraps; a
+    :class:`LensEmbeddingFunction` is refused (its queries already went through a lens).
+    """
+    if isinstance(obj, LensEmbeddingFunction):
+        msg = "a LensEmbeddingFunction already applies a lens: pass its base function as the base model"
+        raise TypeError(msg)
+    if isinstance(obj, EmbedderEmbeddingFunction):
+        return obj.embedder
     return ChromaEmbedder(obj) if isinstance(obj, EmbeddingFunction) and callable(obj) else None

@@ -250,6 +250,16 @@ class LangChainEmbedder(LazyDim):
         return checked([self.embeddings.embed_query(t) for t in texts], len(texts), self.name)
 
 
-def wrap_embeddings(obj: object) -> LangChainEmbedder | None:
-    """The ``embedlens.wrappers`` entry point: a LangChain ``Embeddings`` as a base embedder, else None."""
+def wrap_embeddings(obj: object) -> Any:
+    """The ``embedlens.wrappers`` entry point: a LangChain ``Embeddings`` as a base embedder, else None.
+
+    An :class:`EmbedderEmbeddings` gives back the embedlens embedder it wraps (its cache identity, its query
+    path). A :class:`LensEmbeddings` is refused: its queries already went through a lens, so training on it
+    would stack lenses and evaluating it would compare the lens with itself.
+    """
+    if isinstance(obj, LensEmbeddings):
+        msg = "a LensEmbeddings already applies a lens: pass its .base as the base model"
+        raise TypeError(msg)
+    if isinstance(obj, EmbedderEmbeddings):
+        return obj.embedder
     return LangChainEmbedder(obj) if isinstance(obj, Embeddings) else None

@@ -8,7 +8,7 @@ Example:
     >>> from llama_index.core import VectorStoreIndex
     >>> from embedlens.adapters.llama_index import LensEmbedding
     >>> embed_model = LensEmbedding(base_embed_model, "my_lens/")  # any LlamaIndex BaseEmbedding
-    >>> index = VectorStoreIndex(nodes, embed_model=embed_model)    # documents through the lens at index time
+    >>> index = VectorStoreIndex(nodes, embed_model=embed_model)    # documents raw (query lens) or projected
     >>> index.as_retriever(similarity_top_k=5).retrieve("question")  # queries through the query path
 """
 
@@ -32,7 +32,7 @@ except ImportError as e:  # pragma: no cover - exercised in a venv without the e
 from embedlens.adapters._lenses import as_lens
 from embedlens.embedders.identity import embed_queries
 from embedlens.errors import LensFormatError
-from embedlens.lens import PROBE_SENTENCES, Lens
+from embedlens.lens import MAX_DIM, PROBE_SENTENCES, Lens, _read_bounded
 
 __all__ = ["EmbedderEmbedding", "LensEmbedding", "lens_from_linear_adapter"]
 
@@ -131,32 +131,37 @@ def lens_from_linear_adapter(path: str | os.PathLike[str], *, base_model: str | 
         LensFormatError: naming the file, for a missing or unreadable file, an adapter that is not a square
             ``LinearLayer``, or a non-zero bias (a lens is linear: it cannot add a constant).
     """
+    import io
+
     import torch
 
     root = Path(path)
     cfg_path, w_path = root / ADAPTER_CONFIG, root / ADAPTER_WEIGHTS
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    try:  # regular files of bounded size only: no FIFO, device or huge file is ever read
+        cfg = json.loads(_read_bounded(cfg_path, 1 << 20, "adapter config").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
         raise LensFormatError(f"{cfg_path}: not a readable LlamaIndex adapter config ({e})") from None
-    if not isinstance(cfg, dict) or not {"in_features", "out_features"} <= cfg.keys():
-        msg = f"{cfg_path}: not a LinearLayer config (expected in_features, out_features, bias)"
+    dims = [cfg.get(k) for k in ("in_features", "out_features")] if isinstance(cfg, dict) else [None]
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_DIM for d in dims):
+        msg = f"{cfg_path}: not a LinearLayer config (expected integer in_features, out_features up to {MAX_DIM})"
         raise LensFormatError(msg)
+    d_in, d_out = dims
+    blob = _read_bounded(w_path, 4 * (d_in * d_out + d_out) + (1 << 20), "adapter weights")
     try:
-        state = torch.load(w_path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad or unsafe file; name the file
         raise LensFormatError(f"{w_path}: not a readable tensor file ({type(e).__name__}: {e})") from None
     weight = state.get("linear.weight") if isinstance(state, dict) else None
-    if weight is None:
+    if not isinstance(weight, torch.Tensor):
         raise LensFormatError(
             f"{w_path}: no 'linear.weight' tensor (only LinearLayer adapters convert to a lens)"
         )
     w = weight.detach().to(torch.float32).numpy()
-    if w.shape != (cfg["out_features"], cfg["in_features"]) or w.shape[0] != w.shape[1]:
-        msg = f"{w_path}: weight has shape {tuple(w.shape)}; a query lens needs a square LinearLayer"
+    if w.shape != (d_out, d_in) or d_in != d_out:
+        msg = f"{w_path}: weight has shape {tuple(w.shape)} (config {d_out} x {d_in}); a query lens needs a square LinearLayer"
         raise LensFormatError(msg)
     bias = state.get("linear.bias")
-    if bias is not None and float(bias.abs().max()) > 0:
+    if bias is not None and (not isinstance(bias, torch.Tensor) or not bool(torch.all(bias == 0))):
         msg = f"{w_path}: the adapter has a non-zero bias; a lens is linear and cannot represent it"
         raise LensFormatError(msg)
     metadata: dict[str, Any] = {"converted_from": {"llama_index_linear_adapter": str(root)}}
@@ -195,6 +200,9 @@ class EmbedderEmbedding(BaseEmbedding):
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._get_text_embeddings([text])[0]
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._get_text_embeddings(texts)  # one batched call, as the sync path makes
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self._embedder.embed(list(texts)).astype(float).tolist()  # type: ignore[no-any-return]

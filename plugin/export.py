@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from embedlens._atomic import atomic_write_dir, strict_json_dumps
-from embedlens._outputs import OutputRefusedError
+from embedlens._outputs import OutputRefusedError, check_overlap
 from embedlens.errors import EmbedlensInputError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
@@ -70,6 +70,8 @@ def _dense(weight: np.ndarray) -> Any:
 
 
 def _refuse_foreign(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return  # an empty folder holds nothing to lose
     if not (path / EXPORT_MARKER).is_file():
         raise OutputRefusedError(
             f"--out {path}: exists and was not written by embedlens export; refusing to replace it"
@@ -99,11 +101,23 @@ def export_sentence_transformer(
         DimensionMismatchError / FingerprintMismatchError: the base model is not the lens's.
     """
     out = Path(out)
-    if os.path.lexists(out) and not overwrite:
-        raise OutputRefusedError(f"--out {out}: exists (pass --force to replace an earlier export)")
-    if os.path.lexists(out):
-        _refuse_foreign(out)
+    if model is None and lens.base_model is None:
+        msg = "the lens records no base model: pass --model (model=) with the local model it was trained on"
+        raise EmbedlensInputError(msg)
     source = local_model_dir(model or lens.base_model)
+    if (source / EXPORT_MARKER).is_file():  # its query route already holds a lens: it would apply twice
+        msg = (
+            f"--model {source}: is an embedlens export, not a base model; pass the model it was exported from"
+        )
+        raise EmbedlensInputError(msg)
+    check_overlap(out, option="--out", inputs={"--lens": lens.path, "--model": source})
+    empty_dir = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
+    if os.path.lexists(out) and not empty_dir:
+        if not overwrite:
+            raise OutputRefusedError(f"--out {out}: exists (pass --force to replace an earlier export)")
+        _refuse_foreign(out)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise OutputRefusedError(f"--out {out}: its parent is not a directory")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # sentence_transformers.models is being renamed
         from sentence_transformers import SentenceTransformer
@@ -121,7 +135,7 @@ def export_sentence_transformer(
         st.append(Router(sub_modules={"query": projected, "document": raw}, default_route="document"))
     marker = {
         "format": "embedlens-export",
-        "base_model": str(lens.base_model or model),
+        "base_model": model or lens.base_model,
         "base_dir": str(source),
         "lens": str(lens.path) if lens.path is not None else None,
         "lens_sha256": lens.weights_sha256,

@@ -822,8 +822,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from embedlens.lens import load_lens
 
     lens = load_lens(args.lens)
-    if Path(args.out).resolve() == Path(args.lens).resolve():
-        raise EmbedlensInputError(f"--out {args.out}: is the --lens directory; choose another folder")
     local_model_dir(args.model or lens.base_model)  # a remote base model is refused before anything loads
     out = export_sentence_transformer(
         lens, args.out, model=args.model, check_fingerprint=args.check_fingerprint, overwrite=args.force

@@ -514,6 +514,8 @@ def pairs_dataset(
             not a finite number, naming the row.
     """
     where = Path(name)
+    if hasattr(text_1, "to_dict") and (text_2 is not None or labels is not None or split is not None):
+        raise _err(where, None, "give a DataFrame alone (its split column is the split), or three lists")
     if text_2 is None and labels is None and hasattr(text_1, "to_dict"):
         records = text_1.to_dict("records")
         rows: list[tuple[int, Mapping[str, Any]]] = [
@@ -533,7 +535,15 @@ def pairs_dataset(
         rows = [(i + 1, {k: v[i] for k, v in cols.items()}) for i in range(lengths["text_1"])]
     if rows and "label" in rows[0][1]:
         rows = [(i, {**r, "label": _plain(r.get("label"))}) for i, r in rows]
+    if rows and "split" in rows[0][1]:  # a missing split (None, NaN) is empty, as an empty cell of a file
+        rows = [(i, {**r, "split": _text_or_empty(r.get("split"))}) for i, r in rows]
     return _pairs_from_rows(rows, where, header_line=None)
+
+
+def _text_or_empty(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
 
 
 def _plain(value: Any) -> Any:
@@ -564,6 +574,7 @@ def retrieval_dataset(
             naming the split and the judgement (counted from 1).
     """
     where = Path(name)
+    by_position = not isinstance(corpus, Mapping)  # a list corpus: documents may be given by position
     items = corpus.items() if isinstance(corpus, Mapping) else ((str(i), t) for i, t in enumerate(corpus))
     corpus_ids: list[str] = []
     corpus_texts: list[str] = []
@@ -590,12 +601,13 @@ def retrieval_dataset(
         raise _err(where, None, "duplicate document ids in the corpus")
     row_of = {d: i for i, d in enumerate(corpus_ids)}
     queries: dict[str, str] = {}
-    qid_of: dict[str, str] = {}
     qrels: dict[str, dict[str, dict[str, int]]] = {}
+    texts_of: dict[str, set[str]] = {}
     for split, judged in (("train", train), ("test", test)):
         if judged is None:
             continue
         out: dict[str, dict[str, int]] = {}
+        qid_of: dict[str, str] = {}  # query ids are per split: a test query never merges into a training one
         for n, item in enumerate(judged, start=1):
             at = f"{split} judgement {n}"
             if isinstance(item, (str, bytes)) or not 2 <= len(item) <= 3:
@@ -608,7 +620,7 @@ def retrieval_dataset(
             grade = item[2] if len(item) == 3 else 1
             if not isinstance(query, str) or not query.strip():
                 raise _err(where, None, f"{at}: the query must be a non-empty string, got {query!r}")
-            if isinstance(doc, (int, np.integer)) and not isinstance(doc, bool) and str(doc) not in row_of:
+            if by_position and isinstance(doc, (int, np.integer)) and not isinstance(doc, bool):
                 if not 0 <= int(doc) < len(corpus_ids):
                     raise _err(
                         where,
@@ -620,13 +632,28 @@ def retrieval_dataset(
                 doc_id = str(doc)
             if doc_id not in row_of:
                 raise _err(where, None, f"{at}: document {doc!r} is not in the corpus")
+            if isinstance(grade, (float, np.floating)) and float(grade).is_integer():
+                grade = int(grade)
             if isinstance(grade, bool) or not isinstance(grade, (int, np.integer)):
                 raise _err(where, None, f"{at}: the grade must be an integer, got {grade!r}")
             text = " ".join(query.split())
-            qid = qid_of.setdefault(text, f"q{len(qid_of)}")
+            qid = qid_of.setdefault(text, f"{split}-q{len(qid_of)}")
             queries[qid] = text
             out.setdefault(qid, {})[doc_id] = int(grade)
         qrels[split] = out
+        texts_of[split] = set(qid_of)
+    shared = texts_of.get("train", set()) & texts_of.get("test", set())
+    if shared:
+        import warnings
+
+        from embedlens.errors import EmbedlensWarning
+
+        warnings.warn(
+            f"{name}: {len(shared)} test quer{'y is' if len(shared) == 1 else 'ies are'} also a training query "
+            f"(e.g. {sorted(shared)[0]!r}): their scores are not held out",
+            EmbedlensWarning,
+            stacklevel=2,
+        )
     return BeirDataset(corpus_ids, corpus_texts, queries, qrels, name, corpus_titles, corpus_bodies)
 
 

@@ -278,7 +278,7 @@ def pair_folds(data: PairsDataset, folds: int, seed: int) -> tuple[np.ndarray, s
     where = f"{data.source}: {n} training pairs"
     if n < 2 * folds:
         raise DataFormatError(
-            f"{where} are too few for {folds}-fold cross-validation (need {2 * folds}; lower --folds)"
+            f"{where} are too few for {folds}-fold cross-validation (need {2 * folds}; lower --folds, TrainConfig(folds=...) in Python)"
         )
     if binary:
         for s in labels_present:

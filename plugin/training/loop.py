@@ -232,8 +232,14 @@ def fit(
     fold = make_folds(obj.groups, obj.validatable, k, config.seed)
     n_groups = len(np.unique(obj.groups[obj.validatable]))
     if n_groups < k:
-        msg = f"need at least {k} independent validation groups for {k}-fold cross-validation, got {n_groups}"
-        raise ValueError(msg)
+        from embedlens.errors import EmbedlensInputError
+
+        msg = (
+            f"{k}-fold cross-validation needs at least {k} independent validation groups (queries with a relevant "
+            f"document, or groups of pairs that share no text), got {n_groups}: add labels or lower --folds "
+            "(TrainConfig(folds=...))"
+        )
+        raise EmbedlensInputError(msg)
     labelled = np.flatnonzero(obj.validatable)
     eye = np.eye(obj.dim, dtype=np.float32)
     units = [obj.score_units(np.flatnonzero(fold == f)) for f in range(k)]

@@ -76,6 +76,17 @@ def test_export_refusals(emb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )  # exists: needs --force
     assert main(["export", "--lens", str(lens_dir), "--out", str(out), "--quiet", "--force"]) == 0
 
+    inside = lens_dir / "sub"  # an output inside the lens folder, or the lens inside the output: refused
+    assert main(["export", "--lens", str(lens_dir), "--out", str(inside)]) == 2
+    assert "lies inside the input --lens" in capsys.readouterr().err and not inside.exists()
+    assert main(["export", "--lens", str(lens_dir), "--out", str(tmp_path)]) == 2
+    assert "contains the input --lens" in capsys.readouterr().err
+    assert main(["export", "--lens", str(lens_dir), "--out", str(tmp_path / "m3"), "--model", str(out)]) == 2
+    assert "is an embedlens export, not a base model" in capsys.readouterr().err  # the lens would apply twice
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", "--lens", str(lens_dir), "--out", str(empty), "--quiet"]) == 0  # nothing to lose
+
     other = Lens(
         np.eye(384, dtype=np.float32),
         mode="query",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,15 @@ def test_adapters_a_lens_cannot_represent_are_refused(tmp_path: Path) -> None:
         )
     with pytest.raises(LensFormatError, match="config.json"):
         lens_from_linear_adapter(tmp_path / "missing")
+    with pytest.raises(LensFormatError, match="non-zero bias"):  # NaN is not zero either
+        lens_from_linear_adapter(
+            _save_adapter(tmp_path / "n", np.eye(4, dtype=np.float32), np.full(4, np.nan, np.float32))
+        )
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "config.json")  # a FIFO would block a plain read forever
+    with pytest.raises(LensFormatError, match="not a regular file"):
+        lens_from_linear_adapter(fifo)
 
 
 class Payload:

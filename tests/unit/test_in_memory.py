@@ -105,7 +105,43 @@ def test_retrieval_judgements_are_checked(train: list, message: str) -> None:
 
 def test_corpus_as_a_list_and_documents_by_position() -> None:
     ds = retrieval_dataset(["alpha text", "beta text"], [("find beta", 1), ("find alpha", "0")])
-    assert ds.corpus_ids == ["0", "1"] and ds.qrels["train"] == {"q0": {"1": 1}, "q1": {"0": 1}}
+    assert ds.corpus_ids == ["0", "1"] and ds.qrels["train"] == {"train-q0": {"1": 1}, "train-q1": {"0": 1}}
+    with pytest.raises(
+        DataFormatError, match="document 0 is not in the corpus"
+    ):  # positions: list corpora only
+        retrieval_dataset({1: "apples", 2: "bananas"}, [("red fruit", 0)])
+    assert retrieval_dataset({1: "apples"}, [("red fruit", 1, 2.0)]).qrels["train"] == {"train-q0": {"1": 2}}
+
+
+def test_a_test_query_that_is_also_a_training_query_is_named_and_kept_apart() -> None:
+    from embedlens import EmbedlensWarning
+
+    with pytest.warns(EmbedlensWarning, match="1 test query is also a training query"):
+        ds = retrieval_dataset(["a", "b"], train=[("same question", 0)], test=[("same question", 1)])
+    assert ds.qrels["train"] == {"train-q0": {"0": 1}} and ds.qrels["test"] == {"test-q0": {"1": 1}}
+
+
+def test_dataframe_splits_are_checked_like_a_file() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {"text_1": ["a", "b"], "text_2": ["c", "d"], "label": [1, 0], "split": ["train", None]}
+    )
+    with pytest.raises(DataFormatError, match="pairs:2: empty split"):
+        pairs_dataset(frame)
+    with pytest.raises(DataFormatError, match="give a DataFrame alone"):
+        pairs_dataset(frame, split=["train", "test"])
+
+
+def test_a_base_that_already_applies_a_lens_is_refused_and_our_own_wrapper_unwrapped() -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from embedlens import Lens
+    from embedlens.adapters.langchain import EmbedderEmbeddings, LensEmbeddings
+
+    with pytest.raises(TypeError, match="already applies a lens"):
+        as_embedder(LensEmbeddings(DeterministicFakeEmbedding(size=4), Lens.identity(4)))
+    inner = HashEmbedder()
+    assert as_embedder(EmbedderEmbeddings(inner)) is inner
 
 
 def test_train_and_evaluate_in_memory_retrieval_with_a_langchain_base() -> None:
