@@ -145,7 +145,7 @@ def lens_from_linear_adapter(path: str | os.PathLike[str], *, base_model: str | 
     if not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_DIM for d in dims):
         msg = f"{cfg_path}: not a LinearLayer config (expected integer in_features, out_features up to {MAX_DIM})"
         raise LensFormatError(msg)
-    d_in, d_out = dims
+    d_in, d_out = int(dims[0]), int(dims[1])  # type: ignore[arg-type]  # checked integers just above
     blob = _read_bounded(w_path, 4 * (d_in * d_out + d_out) + (1 << 20), "adapter weights")
     try:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
