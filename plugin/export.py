@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -24,7 +23,7 @@ from embedlens._outputs import OutputRefusedError, check_overlap
 from embedlens.errors import EmbedlensInputError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
-__all__ = ["EXPORT_MARKER", "export_sentence_transformer", "local_model_dir", "read_marker"]
+__all__ = ["EXPORT_MARKER", "export_sentence_transformer", "local_model_dir"]
 
 #: the file that marks a folder as written by this export (only such a folder is ever replaced).
 EXPORT_MARKER = "embedlens_export.json"
@@ -147,8 +146,3 @@ def export_sentence_transformer(
         (tmp / EXPORT_MARKER).write_text(strict_json_dumps(marker))
 
     return atomic_write_dir(out, fill, check=_refuse_foreign)
-
-
-def read_marker(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The export marker of a folder written by :func:`export_sentence_transformer`."""
-    return json.loads((Path(path) / EXPORT_MARKER).read_text(encoding="utf-8"))  # type: ignore[no-any-return]

@@ -123,14 +123,7 @@ class _Renamed(argparse.Action):
         self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any, opt: Any = None
     ) -> None:
         sys.stderr.write(f"embedlens: warning: {opt} is now {self.new}; the old name will be removed\n")
-        if self.const is not None:
-            setattr(ns, self.dest, self.const)
-        elif self.choices is not None and values not in self.choices:
-            parser.error(
-                f"argument {self.new}: invalid choice: {values!r} (choose from {', '.join(self.choices)})"
-            )
-        else:
-            setattr(ns, self.dest, values)
+        setattr(ns, self.dest, self.const if self.const is not None else values)  # argparse checked choices
 
 
 def _one_line_warnings() -> None:

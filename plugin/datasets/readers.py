@@ -24,6 +24,7 @@ __all__ = [
     "DataSource",
     "PairsDataset",
     "as_dataset",
+    "data_name",
     "is_beir_dir",
     "leading_sentence",
     "load_data",
@@ -655,6 +656,13 @@ def retrieval_dataset(
             stacklevel=2,
         )
     return BeirDataset(corpus_ids, corpus_texts, queries, qrels, name, corpus_titles, corpus_bodies)
+
+
+def data_name(data: DataSource) -> str:
+    """How messages and reports name ``data``: its path, or the root / source a dataset was given."""
+    if isinstance(data, (str, os.PathLike)):
+        return str(data)
+    return str(getattr(data, "root", None) or getattr(data, "source", None) or "data")
 
 
 def as_dataset(data: DataSource) -> BeirDataset | PairsDataset:

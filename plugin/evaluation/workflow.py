@@ -7,7 +7,14 @@ import os
 import numpy as np
 
 from embedlens.cache import as_cached
-from embedlens.datasets import BeirDataset, DataSource, as_dataset, pairs_train_test, with_negatives
+from embedlens.datasets import (
+    BeirDataset,
+    DataSource,
+    as_dataset,
+    data_name,
+    pairs_train_test,
+    with_negatives,
+)
 from embedlens.datasets.splits import INTERNAL_SPLIT_SEED
 from embedlens.evaluation.pairs import PairReport, evaluate_pairs
 from embedlens.evaluation.retrieval import DEFAULT_KS, RetrievalReport, evaluate_retrieval
@@ -43,11 +50,7 @@ def evaluate_lens(
     lens = lens if isinstance(lens, Lens) else load_lens(lens)
     embedder = as_cached(embedder)
     lens.check_embedder(embedder.base, check_fingerprint=check_fingerprint)
-    data_path = (
-        data
-        if isinstance(data, (str, os.PathLike))
-        else getattr(data, "root", None) or getattr(data, "source", "data")
-    )
+    data_path = data_name(data)
     data = as_dataset(data)
     if isinstance(data, BeirDataset):
         qids, qtexts = data.split_queries(split)

@@ -5,7 +5,6 @@ Data flows one way: texts → base embedder (through the cache) → objective �
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from embedlens.datasets import (
     DataSource,
     PairsDataset,
     as_dataset,
+    data_name,
     pair_folds,
     pairs_training_part,
     with_negatives,
@@ -70,11 +70,7 @@ def train_lens(
     """
     config = config if config is not None else TrainConfig()
     embedder = as_cached(embedder)
-    data_path = (
-        data
-        if isinstance(data, (str, os.PathLike))
-        else getattr(data, "root", None) or getattr(data, "source", "data")
-    )
+    data_path = data_name(data)
     data = as_dataset(data)
     objective = objective or ("retrieval" if isinstance(data, BeirDataset) else "pairs")
     if isinstance(data, BeirDataset):
