@@ -1,7 +1,12 @@
-"""Retrieval primitives: relevance judgements as arrays (:class:`Qrels`) and FAISS exact/approximate search.
+"""Retrieval primitives: relevance judgements as arrays (:class:`Qrels`), exact and approximate search.
 
 Vectors are L2-normalised and searched by inner product (cosine), the space Chroma collections default to.
 Training (hard negatives, validation) and evaluation both search through :func:`build_index` and :func:`search`.
+
+Exact search (``kind="flat"``) is :class:`FlatIndex`: blocked matrix products through numpy's BLAS (or
+torch on a GPU) with ``argpartition``. The OpenBLAS bundled with faiss-cpu picks its kernel per CPU and
+fell back to a generic one on some machines, 0.31x numpy there (BENCHMARKS.md measures both); the
+approximate kinds (``hnsw``, ``ivf``) stay FAISS.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import numpy as np
 
 from embedlens._arrays import as_matrix, l2_normalize
 
-__all__ = ["INDEX_KINDS", "Qrels", "build_index", "search"]
+__all__ = ["INDEX_KINDS", "FlatIndex", "Qrels", "build_index", "search"]
 
-#: FAISS index kinds :func:`build_index` makes: exact, graph, inverted lists.
+#: index kinds :func:`build_index` makes: exact (:class:`FlatIndex`), FAISS graph, FAISS inverted lists.
 INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
 
 
@@ -115,6 +120,145 @@ class Qrels:
         return Qrels.from_pairs(new_row[q[keep]], d[keep], self.grades[keep], len(rows), self.n_docs)
 
 
+class FlatIndex:
+    """Exact inner-product search over the rows added, with FAISS's ``add`` / ``search`` / ``d`` / ``ntotal``.
+
+    Scores are computed as blocked matrix products (``query_block`` queries x ``doc_block`` documents at a
+    time, so memory stays bounded), the top ``k`` of each block is taken with ``argpartition`` and merged
+    with the running best. Ties are broken by the lower row. On ``device="cuda"`` the rows live on the GPU
+    and torch does the products and ``topk``.
+
+    Args:
+        d: vector dimension.
+        device: ``"cpu"`` (numpy) or a torch device string such as ``"cuda"``.
+        query_block: queries per block.
+        doc_block: documents per block.
+    """
+
+    def __init__(self, d: int, *, device: str = "cpu", query_block: int = 1024, doc_block: int = 32768) -> None:
+        self.d = int(d)
+        self.device = device
+        self.query_block, self.doc_block = int(query_block), int(doc_block)
+        self._blocks: list[Any] = []
+        self.ntotal = 0
+
+    def add(self, x: np.ndarray, *, copy: bool = True) -> None:
+        """Append rows ``(n, d)`` as float32; added rows number on from :attr:`ntotal`.
+
+        ``copy=False`` keeps a float32 C-contiguous ``x`` itself (the caller hands it over and never changes it).
+        """
+        x = np.array(x, dtype=np.float32, order="C", copy=True if copy else None)
+        if x.ndim != 2 or x.shape[1] != self.d:
+            msg = f"rows of shape {x.shape} cannot be added to an index of {self.d}-d vectors"
+            raise ValueError(msg)
+        for start in range(0, x.shape[0], self.doc_block):
+            part = x[start : start + self.doc_block]
+            if self.device == "cpu":
+                self._blocks.append(part)
+            else:
+                import torch
+
+                self._blocks.append(torch.from_numpy(part).to(self.device))
+        self.ntotal += x.shape[0]
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and rows ``(n, k)`` of the ``k`` best rows for each query (``-inf`` / ``-1`` beyond ``ntotal``)."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        n = q.shape[0]
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        kk = min(k, self.ntotal)
+        if kk == 0 or n == 0:
+            return scores, ids
+        search_block = self._search_numpy if self.device == "cpu" else self._search_torch
+        for lo in range(0, n, self.query_block):
+            s, i = search_block(q[lo : lo + self.query_block], kk)
+            scores[lo : lo + len(s), :kk], ids[lo : lo + len(s), :kk] = s, i
+        return scores, ids
+
+    def _search_numpy(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = q.shape[0]
+        best_s = np.empty((n, 0), dtype=np.float32)
+        best_i = np.empty((n, 0), dtype=np.int64)
+        offset = 0
+        for block in self._blocks:
+            sc = q @ block.T  # (q, b)
+            if best_s.shape[1] < k:  # not yet k per query: take this block's top k (argpartition)
+                kb = min(k, block.shape[0])
+                top = np.argpartition(sc, block.shape[0] - kb, axis=1)[:, -kb:]
+                rows = np.repeat(np.arange(n), kb)
+                cols, vals = top.ravel(), np.take_along_axis(sc, top, 1).ravel()
+            else:  # only the scores above each query's k-th best so far can enter (few, after a block)
+                rows, cols = _above(sc, best_s[:, -1:])
+                vals = sc[rows, cols]
+            best_s, best_i = _merge_top_k(best_s, best_i, rows, cols + offset, vals, k)
+            offset += block.shape[0]
+        return best_s, best_i
+
+    def _search_torch(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        qt = torch.from_numpy(q).to(self.device)
+        best_s = torch.empty((q.shape[0], 0), device=self.device)
+        best_i = torch.empty((q.shape[0], 0), dtype=torch.int64, device=self.device)
+        offset = 0
+        for block in self._blocks:
+            s, i = torch.topk(qt @ block.T, min(k, block.shape[0]), dim=1)
+            cand_s, cand_i = torch.cat([best_s, s], 1), torch.cat([best_i, i + offset], 1)
+            s, keep = torch.topk(cand_s, min(k, cand_s.shape[1]), dim=1)
+            best_s, best_i = s, torch.gather(cand_i, 1, keep)
+            offset += block.shape[0]
+        s_np, i_np = best_s.cpu().numpy(), best_i.cpu().numpy()
+        order = np.lexsort((i_np, -s_np), axis=1)
+        return np.take_along_axis(s_np, order, 1), np.take_along_axis(i_np, order, 1)
+
+
+#: columns per chunk whose maximum is compared first when looking for scores above a threshold.
+_CHUNK = 128
+
+
+def _above(sc: np.ndarray, thr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(sc > thr)`` for a score block ``(q, b)`` and thresholds ``(q, 1)``, where few are above.
+
+    Each row's chunks of :data:`_CHUNK` columns are screened by their maximum first; only the chunks that
+    hold a score above the threshold are looked into (``np.nonzero`` over the whole block is ~6x slower).
+    """
+    n, b = sc.shape
+    whole = b - b % _CHUNK
+    chunks = sc[:, :whole].reshape(n, whole // _CHUNK, _CHUNK)
+    r, ch = np.nonzero(chunks.max(axis=2) > thr)
+    rr, cc = np.nonzero(chunks[r, ch] > thr[r])
+    rows, cols = r[rr], ch[rr] * _CHUNK + cc
+    if whole < b:  # the last columns, fewer than a chunk
+        tr, tc = np.nonzero(sc[:, whole:] > thr)
+        rows, cols = np.concatenate([rows, tr]), np.concatenate([cols, tc + whole])
+    return rows, cols
+
+
+def _merge_top_k(
+    best_s: np.ndarray, best_i: np.ndarray, rows: np.ndarray, ids: np.ndarray, vals: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best per row of the running ``best_*`` ``(n, j)`` (sorted) and new candidates ``(rows, ids, vals)``.
+
+    Sorted best first, ties by the lower id. Every row keeps ``min(k, j + its candidates)`` entries; the
+    result is ``(n, k)`` once every row has ``k``.
+    """
+    n, j = best_s.shape
+    all_r = np.concatenate([np.repeat(np.arange(n), j), rows])
+    all_i = np.concatenate([best_i.ravel(), ids])
+    all_s = np.concatenate([best_s.ravel(), vals])
+    order = np.lexsort((all_i, -all_s, all_r))  # by row, best first, ties by the lower id
+    all_r, all_i, all_s = all_r[order], all_i[order], all_s[order]
+    starts = np.searchsorted(all_r, np.arange(n))
+    pos = np.arange(len(all_r)) - starts[all_r]
+    keep = pos < k
+    width = int(min(k, np.bincount(all_r, minlength=n).min())) if n else 0
+    keep &= pos < width  # a rectangular result: every row has at least this many
+    out_s = all_s[keep].reshape(n, width)
+    out_i = all_i[keep].reshape(n, width)
+    return out_s, out_i
+
+
 def _batches(docs: np.ndarray | Iterable[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
     if isinstance(docs, np.ndarray):
         for start in range(0, docs.shape[0], batch_size):
@@ -130,43 +274,50 @@ def build_index(
     kind: str = "flat",
     batch_size: int = 65536,
     seed: int = 0,
+    device: str = "cpu",
 ) -> Any:
-    """Build a FAISS inner-product index over L2-normalised document vectors, batch by batch.
+    """Build an inner-product index over L2-normalised document vectors, batch by batch.
 
     Args:
         docs: ``(n, d)`` array or an iterable of ``(b, d)`` batches (streamed: only one batch is
             projected at a time).
         project: applied to each batch before normalising (e.g. ``lens.project_documents``).
-        kind: ``"flat"`` (exact, ``IndexFlatIP``), ``"hnsw"`` (``IndexHNSWFlat``, M=32) or ``"ivf"``
-            (``IndexIVFFlat`` with ``4·sqrt(n)`` lists trained on the first batch, nprobe 16).
+        kind: ``"flat"`` (exact, :class:`FlatIndex`), ``"hnsw"`` (FAISS ``IndexHNSWFlat``, M=32) or ``"ivf"``
+            (FAISS ``IndexIVFFlat`` with ``4·sqrt(n)`` lists trained on the first batch, nprobe 16).
         batch_size: rows per batch when ``docs`` is an array.
         seed: seed for IVF training.
+        device: where a flat index keeps its rows and searches (``"cpu"``, or ``"cuda"``); the FAISS kinds
+            run on the CPU.
 
     Raises:
         ValueError: on an unknown ``kind`` or batches of varying dimension.
     """
-    import faiss
-
+    if kind not in INDEX_KINDS:
+        msg = f"unknown index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}"
+        raise ValueError(msg)
     index = None
     for batch in _batches(docs, batch_size):
         x = as_matrix(batch if project is None else project(batch), name="document vectors")
         x = l2_normalize(x.copy() if x is batch else x)
         if index is None:
-            index = _new_index(kind, x, faiss, seed)
+            index = FlatIndex(x.shape[1], device=device) if kind == "flat" else _faiss_index(kind, x, seed)
         elif x.shape[1] != index.d:
             msg = f"document batch has shape {x.shape} but the index holds {index.d}-d vectors"
             raise ValueError(msg)
-        index.add(x)
+        if isinstance(index, FlatIndex):
+            index.add(x, copy=False)  # x is this function's own normalised copy
+        else:
+            index.add(x)
     if index is None:
         msg = "no document vectors to index"
         raise ValueError(msg)
     return index
 
 
-def _new_index(kind: str, first: np.ndarray, faiss: Any, seed: int) -> Any:
+def _faiss_index(kind: str, first: np.ndarray, seed: int) -> Any:
+    import faiss
+
     d = first.shape[1]
-    if kind == "flat":
-        return faiss.IndexFlatIP(d)
     if kind == "hnsw":
         idx = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
         idx.hnsw.efSearch = 128
@@ -179,7 +330,7 @@ def _new_index(kind: str, first: np.ndarray, faiss: Any, seed: int) -> Any:
         idx.train(first)
         idx.nprobe = min(16, nlist)
         return idx
-    msg = f"unknown index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}"
+    msg = f"unknown FAISS index kind {kind!r}"
     raise ValueError(msg)
 
 

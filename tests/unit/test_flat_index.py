@@ -1,0 +1,58 @@
+"""Exact search (:class:`embedlens.index.FlatIndex`): the same rows as FAISS's exact index, blocks merged right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedlens.index import FlatIndex, build_index, search
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("n_docs", "k", "doc_block", "query_block"), [(5000, 100, 1024, 7), (300, 10, 64, 1000)])
+def test_same_top_k_as_faiss_exact_index(n_docs: int, k: int, doc_block: int, query_block: int) -> None:
+    faiss = pytest.importorskip("faiss")
+    rng = np.random.default_rng(0)
+    docs, queries = _unit(rng.standard_normal((n_docs, 48))), _unit(rng.standard_normal((53, 48)))
+    ref = faiss.IndexFlatIP(48)
+    ref.add(docs)
+    ref_s, ref_i = ref.search(queries, k)
+    index = FlatIndex(48, doc_block=doc_block, query_block=query_block)
+    index.add(docs[: n_docs // 3])
+    index.add(docs[n_docs // 3 :])  # rows number on across adds
+    s, i = index.search(queries, k)
+    assert index.ntotal == n_docs and s.dtype == np.float32 and i.dtype == np.int64
+    np.testing.assert_array_equal(i, ref_i)
+    np.testing.assert_allclose(s, ref_s, rtol=1e-5, atol=1e-6)
+
+
+def test_ties_go_to_the_lower_row_and_missing_rows_are_minus_one() -> None:
+    docs = np.array([[1, 0], [0, 1], [1, 0], [1, 0]], dtype=np.float32)
+    index = FlatIndex(2, doc_block=2)  # the tied rows sit in different blocks
+    index.add(docs)
+    s, i = index.search(np.array([[1, 0]], np.float32), 6)
+    assert i.tolist() == [[0, 2, 3, 1, -1, -1]]
+    assert s[0, :4].tolist() == [1, 1, 1, 0] and np.isneginf(s[0, 4:]).all()
+
+
+def test_added_rows_are_copied_and_checked() -> None:
+    docs = np.eye(3, dtype=np.float32)
+    index = FlatIndex(3)
+    index.add(docs)
+    docs[:] = 0  # the caller's array changing later does not change the index
+    assert index.search(np.eye(3, dtype=np.float32), 1)[1].ravel().tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="3-d vectors"):
+        index.add(np.ones((2, 4), np.float32))
+
+
+def test_build_index_flat_is_exact_and_normalises() -> None:
+    rng = np.random.default_rng(1)
+    docs = rng.standard_normal((700, 16)).astype(np.float32) * rng.uniform(0.1, 10, (700, 1)).astype(np.float32)
+    queries = rng.standard_normal((20, 16)).astype(np.float32)
+    got = search(build_index(docs, batch_size=128), queries, 25)
+    cos = _unit(queries) @ _unit(docs).T
+    want = np.argsort(-cos, axis=1, kind="stable")[:, :25]
+    np.testing.assert_array_equal(got, want)
