@@ -18,7 +18,7 @@ from _util import peak_rss_mb, rss_mb, save
 
 from embedlens import Lens
 from embedlens.evaluation.retrieval import evaluate_retrieval
-from embedlens.index import Qrels, build_index, search
+from embedlens.index import Qrels
 
 D, N_QUERIES, BATCH = 384, 300, 100_000
 
@@ -90,7 +90,9 @@ def main() -> None:
 
     from embedlens.index import FlatIndex
 
-    rows = np.concatenate([b / np.linalg.norm(b, axis=1, keepdims=True) for b in batches()]).astype(np.float32)
+    rows = np.concatenate([b / np.linalg.norm(b, axis=1, keepdims=True) for b in batches()]).astype(
+        np.float32
+    )
     flat = FlatIndex(D)
     flat.add(rows, copy=False)
     ref = faiss.IndexFlatIP(D)

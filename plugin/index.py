@@ -135,7 +135,9 @@ class FlatIndex:
         doc_block: documents per block.
     """
 
-    def __init__(self, d: int, *, device: str = "cpu", query_block: int = 1024, doc_block: int = 32768) -> None:
+    def __init__(
+        self, d: int, *, device: str = "cpu", query_block: int = 1024, doc_block: int = 32768
+    ) -> None:
         self.d = int(d)
         self.device = device
         self.query_block, self.doc_block = int(query_block), int(doc_block)

@@ -12,7 +12,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("n_docs", "k", "doc_block", "query_block"), [(5000, 100, 1024, 7), (300, 10, 64, 1000)])
+@pytest.mark.parametrize(
+    ("n_docs", "k", "doc_block", "query_block"), [(5000, 100, 1024, 7), (300, 10, 64, 1000)]
+)
 def test_same_top_k_as_faiss_exact_index(n_docs: int, k: int, doc_block: int, query_block: int) -> None:
     faiss = pytest.importorskip("faiss")
     rng = np.random.default_rng(0)
@@ -50,7 +52,9 @@ def test_added_rows_are_copied_and_checked() -> None:
 
 def test_build_index_flat_is_exact_and_normalises() -> None:
     rng = np.random.default_rng(1)
-    docs = rng.standard_normal((700, 16)).astype(np.float32) * rng.uniform(0.1, 10, (700, 1)).astype(np.float32)
+    docs = rng.standard_normal((700, 16)).astype(np.float32) * rng.uniform(0.1, 10, (700, 1)).astype(
+        np.float32
+    )
     queries = rng.standard_normal((20, 16)).astype(np.float32)
     got = search(build_index(docs, batch_size=128), queries, 25)
     cos = _unit(queries) @ _unit(docs).T
