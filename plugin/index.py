@@ -321,9 +321,9 @@ def _faiss_index(kind: str, first: np.ndarray, seed: int) -> Any:
 
     d = first.shape[1]
     if kind == "hnsw":
-        idx = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        idx.hnsw.efSearch = 128
-        return idx
+        hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efSearch = 128
+        return hnsw
     if kind == "ivf":
         nlist = max(1, min(int(4 * np.sqrt(first.shape[0])), first.shape[0] // 39 or 1))
         quantizer = faiss.IndexFlatIP(d)
