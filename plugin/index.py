@@ -19,7 +19,7 @@ import numpy as np
 
 from embedlens._arrays import as_matrix, l2_normalize
 
-__all__ = ["INDEX_KINDS", "FlatIndex", "Qrels", "build_index", "search"]
+__all__ = ["INDEX_KINDS", "FlatIndex", "Qrels", "build_index", "search", "stream_top_k"]
 
 #: index kinds :func:`build_index` makes: exact (:class:`FlatIndex`), FAISS graph, FAISS inverted lists.
 INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
@@ -179,23 +179,7 @@ class FlatIndex:
         return scores, ids
 
     def _search_numpy(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        n = q.shape[0]
-        best_s = np.empty((n, 0), dtype=np.float32)
-        best_i = np.empty((n, 0), dtype=np.int64)
-        offset = 0
-        for block in self._blocks:
-            sc = q @ block.T  # (q, b)
-            if best_s.shape[1] < k:  # not yet k per query: take this block's top k (argpartition)
-                kb = min(k, block.shape[0])
-                top = np.argpartition(sc, block.shape[0] - kb, axis=1)[:, -kb:]
-                rows = np.repeat(np.arange(n), kb)
-                cols, vals = top.ravel(), np.take_along_axis(sc, top, 1).ravel()
-            else:  # only the scores above each query's k-th best so far can enter (few, after a block)
-                rows, cols = _above(sc, best_s[:, -1:])
-                vals = sc[rows, cols]
-            best_s, best_i = _merge_top_k(best_s, best_i, rows, cols + offset, vals, k)
-            offset += block.shape[0]
-        return best_s, best_i
+        return stream_top_k(q, self._blocks, k)
 
     def _search_torch(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -213,6 +197,50 @@ class FlatIndex:
         s_np, i_np = best_s.cpu().numpy(), best_i.cpu().numpy()
         order = np.lexsort((i_np, -s_np), axis=1)
         return np.take_along_axis(s_np, order, 1), np.take_along_axis(i_np, order, 1)
+
+
+def stream_top_k(
+    queries: np.ndarray,
+    blocks: Iterable[np.ndarray],
+    k: int,
+    *,
+    exclude: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` inner products of ``queries`` ``(n, d)`` over rows streamed in ``blocks`` ``(b, d)``.
+
+    Only one block's scores are held at a time (rows number on across blocks, as given: normalise them
+    first for cosines). Sorted best first, ties by the lower row; ``(n, min(k, rows seen))``.
+
+    Args:
+        exclude: ``(query rows, doc rows)`` pairs never returned (e.g. known positives).
+    """
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    n = q.shape[0]
+    best_s = np.empty((n, 0), dtype=np.float32)
+    best_i = np.empty((n, 0), dtype=np.int64)
+    if exclude is not None:
+        order = np.argsort(exclude[1], kind="stable")
+        ex_q, ex_d = np.asarray(exclude[0])[order], np.asarray(exclude[1])[order]
+    offset = 0
+    for block in blocks:
+        sc = q @ block.T  # (n, b)
+        b = block.shape[0]
+        if exclude is not None:
+            lo, hi = np.searchsorted(ex_d, [offset, offset + b])
+            sc[ex_q[lo:hi], ex_d[lo:hi] - offset] = -np.inf
+        if best_s.shape[1] < k:  # not yet k per query: take this block's top k (argpartition)
+            kb = min(k, b)
+            top = np.argpartition(sc, b - kb, axis=1)[:, -kb:]
+            rows = np.repeat(np.arange(n), kb)
+            cols, vals = top.ravel(), np.take_along_axis(sc, top, 1).ravel()
+            finite = np.isfinite(vals)  # an excluded cell never enters
+            rows, cols, vals = rows[finite], cols[finite], vals[finite]
+        else:  # only the scores above each query's k-th best so far can enter (few, after a block)
+            rows, cols = _above(sc, best_s[:, -1:])
+            vals = sc[rows, cols]
+        best_s, best_i = _merge_top_k(best_s, best_i, rows, cols + offset, vals, k)
+        offset += b
+    return best_s, best_i
 
 
 #: columns per chunk whose maximum is compared first when looking for scores above a threshold.
@@ -242,8 +270,8 @@ def _merge_top_k(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best per row of the running ``best_*`` ``(n, j)`` (sorted) and new candidates ``(rows, ids, vals)``.
 
-    Sorted best first, ties by the lower id. Every row keeps ``min(k, j + its candidates)`` entries; the
-    result is ``(n, k)`` once every row has ``k``.
+    Sorted best first, ties by the lower id; ``(n, min(k, most entries of a row))``, a row with fewer entries
+    padded with ``-inf`` / ``-1`` (which any real candidate outranks later).
     """
     n, j = best_s.shape
     all_r = np.concatenate([np.repeat(np.arange(n), j), rows])
@@ -253,11 +281,12 @@ def _merge_top_k(
     all_r, all_i, all_s = all_r[order], all_i[order], all_s[order]
     starts = np.searchsorted(all_r, np.arange(n))
     pos = np.arange(len(all_r)) - starts[all_r]
-    keep = pos < k
-    width = int(min(k, np.bincount(all_r, minlength=n).min())) if n else 0
-    keep &= pos < width  # a rectangular result: every row has at least this many
-    out_s = all_s[keep].reshape(n, width)
-    out_i = all_i[keep].reshape(n, width)
+    width = int(min(k, np.bincount(all_r, minlength=n).max())) if len(all_r) else 0
+    keep = pos < width
+    out_s = np.full((n, width), -np.inf, dtype=np.float32)
+    out_i = np.full((n, width), -1, dtype=np.int64)
+    out_s[all_r[keep], pos[keep]] = all_s[keep]
+    out_i[all_r[keep], pos[keep]] = all_i[keep]
     return out_s, out_i
 
 

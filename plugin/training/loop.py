@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,7 +41,12 @@ __all__ = ["FitResult", "Objective", "fit", "initial_matrix"]
 
 
 class Objective(Protocol):
-    """What :func:`fit` needs from a task (see :mod:`embedlens.training.retrieval` and ``.pairs``)."""
+    """What :func:`fit` needs from a task (see :mod:`embedlens.training.retrieval` and ``.pairs``).
+
+    An objective whose ``scores`` are an approximation (``approximate`` true: retrieval over a large
+    corpus validates on a candidate set) also has ``exact_scores(w, units)``; :func:`fit` then rescores
+    the start and the chosen setting's fold matrices with it before the significance check.
+    """
 
     #: input dimension of the trained matrix.
     dim: int
@@ -144,20 +149,30 @@ class FitResult:
         }
 
 
-def initial_matrix(x: np.ndarray, dim: int | None) -> np.ndarray:
+def initial_matrix(x: np.ndarray | Callable[[], Iterable[np.ndarray]], dim: int | None) -> np.ndarray:
     """The starting matrix: identity ``(d, d)``, or the top-``dim`` principal axes ``(d, dim)`` of ``x``.
 
-    The PCA axes are orthonormal columns, so the start is an orthogonal projection.
+    ``x`` is an array ``(n, d)`` or a callable returning an iterable of row blocks (read in blocks
+    either way: the scatter matrix is accumulated in float64). The PCA axes are orthonormal columns,
+    so the start is an orthogonal projection.
     """
-    d = x.shape[1]
+    blocks = (
+        (x[s : s + 65536] for s in range(0, x.shape[0], 65536)) if isinstance(x, np.ndarray) else iter(x())
+    )
+    first = np.asarray(next(blocks), dtype=np.float64)
+    d = first.shape[1]
     if dim is None or dim == d:
         return np.eye(d, dtype=np.float32)
     if not 0 < dim < d:
         msg = f"--dim must be between 1 and the input dimension {d}, got {dim}"
         raise ValueError(msg)
-    centered = (x - x.mean(axis=0, keepdims=True)).astype(np.float64)
-    # eigenvectors of the (d, d) scatter matrix: a full orthonormal basis even with fewer texts than d
-    _, vecs = np.linalg.eigh(centered.T @ centered)  # ascending eigenvalues
+    total, n, scatter = first.sum(0), first.shape[0], first.T @ first
+    for block in blocks:
+        b = np.asarray(block, dtype=np.float64)
+        total, n, scatter = total + b.sum(0), n + b.shape[0], scatter + b.T @ b
+    mean = total / n
+    # eigenvectors of the (d, d) centred scatter matrix: a full orthonormal basis even with fewer texts than d
+    _, vecs = np.linalg.eigh(scatter - n * np.outer(mean, mean))  # ascending eigenvalues
     return np.ascontiguousarray(vecs[:, ::-1][:, :dim].astype(np.float32))  # (d, dim)
 
 
@@ -254,8 +269,8 @@ def fit(
     cv_start = float(raw_metric[defined].mean())
     points = grid_points(grid)
     table: list[dict[str, Any]] = []
-    # each point's best checkpoint: (mean OOF metric, steps, per-fold scores)
-    point_best_at: list[tuple[float, int, list[np.ndarray]]] = []
+    # each point's best checkpoint: (mean OOF metric, steps, per-fold scores, per-fold matrices)
+    point_best_at: list[tuple[float, int, list[np.ndarray], list[np.ndarray]]] = []
     curves: dict[int, list[dict[str, float]]] = {}
     every = min(config.eval_every, config.max_steps)
     checkpoints = config.max_steps // every
@@ -267,7 +282,7 @@ def fit(
         ]
         curve = [{"steps": 0, "cv": cv_start}]
         point_best, since_best = cv_start, 0
-        at: tuple[float, int, list[np.ndarray]] = (cv_start, 0, raw_scores)
+        at: tuple[float, int, list[np.ndarray], list[np.ndarray]] = (cv_start, 0, raw_scores, [])
         for c in range(1, checkpoints + 1):
             for run in runs:
                 for _ in range(every):
@@ -290,7 +305,7 @@ def fit(
             bar.set_postfix(cv=f"{cv:.4f}", best=f"{max([at[0]] + [b[0] for b in point_best_at]):.4f}")
             if cv > point_best + 1e-6:
                 point_best, since_best = cv, 0
-                at = (cv, steps, fold_scores)
+                at = (cv, steps, fold_scores, matrices)
             else:
                 since_best += 1
                 if since_best >= config.patience:
@@ -300,6 +315,13 @@ def fit(
         point_best_at.append(at)
     bar.close()
     all_units = np.concatenate(units)
+    chosen_pi = _choose(point_best_at, cv_start)
+    exact = getattr(obj, "approximate", False) and chosen_pi is not None
+    if exact:  # validation ran on a candidate set: the significance check rescores on everything
+        raw_scores = [obj.exact_scores(eye, u) for u in units]  # type: ignore[attr-defined]
+        cv, steps, _, matrices = point_best_at[chosen_pi]  # type: ignore[index]
+        exact_best = [obj.exact_scores(w, u) for w, u in zip(matrices, units, strict=True)]  # type: ignore[attr-defined]
+        point_best_at[chosen_pi] = (cv, steps, exact_best, matrices)  # type: ignore[index]
     oof_raw = np.concatenate(raw_scores)
 
     def result(weights: np.ndarray, pi: int | None, reason: str, **chosen: Any) -> FitResult:
@@ -315,14 +337,13 @@ def fit(
         )  # fmt: skip
 
     start = "shipping the starting matrix (the identity; the PCA projection with --dim), never worse than raw"
-    chosen_pi = _choose(point_best_at, cv_start)
     if chosen_pi is None:
         return result(
             eye,
             None,
             f"no setting beat the identity on mean {k}-fold out-of-fold validation ({cv_start:.4f}); {start}",
         )
-    cv_best, steps, best_scores = point_best_at[chosen_pi]
+    cv_best, steps, best_scores, _ = point_best_at[chosen_pi]
     hp = points[chosen_pi]
     oof_lens = np.concatenate(best_scores)
     # Bonferroni over every candidate compared on the same out-of-fold scores: each (setting, step count)
@@ -335,6 +356,8 @@ def fit(
         f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in hp.items()
     )
     level = f"{100 * (1 - alpha):.2f}% CI, Bonferroni over {candidates} candidates"
+    if exact:
+        level += "; checkpoints validated on a candidate set, this gain on the whole corpus"
     if config.require_significant and not lo > 0:
         reason = (
             f"best setting ({setting}, {steps} steps) reached {cv_best:.4f} on {k}-fold validation (identity "
@@ -362,14 +385,16 @@ def fit(
 TIE_TOLERANCE = 0.002
 
 
-def _choose(point_best_at: Sequence[tuple[float, int, list[np.ndarray]]], cv_start: float) -> int | None:
+def _choose(
+    point_best_at: Sequence[tuple[float, int, list[np.ndarray], list[np.ndarray]]], cv_start: float
+) -> int | None:
     """Index of the chosen grid point (the first within :data:`TIE_TOLERANCE` of the best); None when
     no point beats the start."""
-    top = max((cv for cv, _, _ in point_best_at), default=cv_start)
+    top = max((cv for cv, _, _, _ in point_best_at), default=cv_start)
     if not top > cv_start + 1e-6:
         return None
     return next(
-        pi for pi, (cv, steps, _) in enumerate(point_best_at) if steps > 0 and cv >= top - TIE_TOLERANCE
+        pi for pi, (cv, steps, _, _) in enumerate(point_best_at) if steps > 0 and cv >= top - TIE_TOLERANCE
     )
 
 

@@ -14,7 +14,7 @@ residual ``W = I + A·Bᵀ`` a step then costs ``O(items · candidates · r)``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from embedlens._arrays import l2_normalize
 from embedlens.evaluation.retrieval import per_query_metrics
 from embedlens.evaluation.stats import Uplift, normal_uplift
-from embedlens.index import Qrels, build_index, search
+from embedlens.index import FlatIndex, Qrels, build_index, search, stream_top_k
 from embedlens.lens import through
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
     from embedlens.training.residual import ResidualLens
 
-__all__ = ["RetrievalObjective", "retrieval_ndcg10", "train_retrieval"]
+__all__ = ["DocVectors", "RetrievalObjective", "retrieval_ndcg10", "train_retrieval"]
+
+#: the corpus vectors: an array (a ``np.memmap`` stays on disk: only the rows needed are read), or a
+#: callable returning a fresh iterable of row blocks (streamed in order, e.g. read from files).
+DocVectors = np.ndarray | Callable[[], Iterable[np.ndarray]]
 
 #: raw score of a masked candidate: finite (no NaN gradient), and exp() of it is 0.
 _MASKED = -1.0e4
@@ -41,6 +45,14 @@ POOL_SIZE = 4096
 WINDOW = 512
 #: pseudo-queries drawn per step (all labelled items are in every step).
 PSEUDO_PER_STEP = 512
+#: corpora up to this many documents are validated against every document at each checkpoint; larger
+#: ones against a candidate set: the judged documents, each labelled query's raw top VAL_TOP and a
+#: fixed random sample of VAL_SAMPLE, with the whole corpus for the final significance check only.
+FULL_VALIDATION_DOCS = 100_000
+VAL_TOP = 100
+VAL_SAMPLE = 20_000
+#: corpus rows per block when the corpus is streamed.
+BLOCK_ROWS = 32_768
 #: learning rates tried by cross-validation when none is given (``wide_grid`` widens the list).
 DEFAULT_LRS = (1e-2,)
 #: ranks tried by cross-validation: a low-rank residual (small data) and the full matrix.
@@ -59,6 +71,43 @@ def retrieval_ndcg10(
     return per_query_metrics(ranked, qrels, (10,))["ndcg@10"]
 
 
+def _normalized_blocks(
+    docs: DocVectors, *, project: Callable[[np.ndarray], np.ndarray] | None = None
+) -> Iterator[np.ndarray]:
+    """The corpus as L2-normalised float32 blocks (projected first when ``project`` is given), in order."""
+    for block in _raw_blocks(docs):
+        x = np.asarray(block, dtype=np.float32)
+        x = project(x) if project is not None else x
+        yield l2_normalize(np.array(x, dtype=np.float32, copy=True))
+
+
+def _raw_blocks(docs: DocVectors) -> Iterator[np.ndarray]:
+    if isinstance(docs, np.ndarray):
+        for s in range(0, docs.shape[0], BLOCK_ROWS):
+            yield np.asarray(docs[s : s + BLOCK_ROWS], dtype=np.float32)
+    else:
+        yield from docs()
+
+
+def _gather_normalized(docs: DocVectors, rows: np.ndarray, n_docs: int) -> np.ndarray:
+    """Corpus rows ``rows`` (sorted, unique) ``(len(rows), d)`` normalised; checks the corpus holds ``n_docs``."""
+    if isinstance(docs, np.ndarray):
+        if docs.shape[0] != n_docs:
+            msg = f"the corpus holds {docs.shape[0]} vectors but the judgements number {n_docs} documents"
+            raise ValueError(msg)
+        whole = len(rows) == n_docs
+        return l2_normalize(np.array(docs if whole else docs[rows], dtype=np.float32, copy=True))
+    parts, offset = [], 0
+    for block in docs():
+        lo, hi = np.searchsorted(rows, [offset, offset + len(block)])
+        parts.append(np.array(block[rows[lo:hi] - offset], dtype=np.float32))
+        offset += len(block)
+    if offset != n_docs:
+        msg = f"the corpus holds {offset} vectors but the judgements number {n_docs} documents"
+        raise ValueError(msg)
+    return l2_normalize(np.concatenate(parts))
+
+
 class RetrievalObjective:
     """InfoNCE on labelled and pseudo items; per-query nDCG@10 validation on labelled queries."""
 
@@ -67,25 +116,25 @@ class RetrievalObjective:
     def __init__(
         self,
         queries: np.ndarray,
-        docs: np.ndarray,
+        docs: DocVectors,
         qrels: Qrels,
         *,
         mode: str = "query",
         pseudo_queries: np.ndarray | None = None,
         pseudo_docs: np.ndarray | None = None,
         temperature: float = 0.05,
-        n_hard: int = 32,
+        n_hard: int = 8,
         seed: int = 0,
     ) -> None:
         import torch
 
         self.mode = mode
         self.temperature = temperature
+        self._docs = docs
         q = l2_normalize(np.array(queries, dtype=np.float32))
-        d = l2_normalize(np.array(docs, dtype=np.float32))
         nq, self.dim = q.shape
-        n_docs = d.shape[0]
-        self.queries, self.docs, self.qrels = q, d, qrels
+        n_docs = qrels.n_docs
+        self.queries, self.qrels = q, qrels
         positive = qrels.grades > 0
         lq, ld = qrels.query_rows[positive], qrels.doc_rows[positive]  # sorted by query
         pq = (
@@ -96,48 +145,69 @@ class RetrievalObjective:
         pd = np.zeros(0, np.int64) if pseudo_docs is None else np.asarray(pseudo_docs, dtype=np.int64)
         n_lab, n_ps = len(lq), len(pq)
         self.item_q = np.ascontiguousarray(np.concatenate([q[lq], pq]))  # (n, d)
-        self.item_doc = np.concatenate([ld, pd]).astype(np.int64)  # (n,)
+        item_doc = np.concatenate([ld, pd]).astype(np.int64)  # (n,) corpus rows
         self.is_pseudo = np.arange(n_lab + n_ps) >= n_lab
         self.validatable = ~self.is_pseudo
         self.groups = np.concatenate([lq, nq + np.arange(n_ps)])
         self.item_query = np.concatenate([lq, np.full(n_ps, -1)])
-        n = len(self.item_doc)
-        # known positives of every item (cells masked as negatives): every positive of a labelled
-        # item's query; a pseudo item's own document
+        n = len(item_doc)
+        # known positives of every item (never a negative): every positive of a labelled item's query;
+        # a pseudo item's own document
         starts = np.searchsorted(lq, lq, side="left")
         counts = np.searchsorted(lq, lq, side="right") - starts
         offs = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
         mask_rows = np.concatenate([np.repeat(np.arange(n_lab), counts), np.arange(n_lab, n)])
         mask_cols = np.concatenate([ld[np.repeat(starts, counts) + offs], pd])
         rng = np.random.default_rng(seed)
+        pool = rng.permutation(n_docs)[:POOL_SIZE]
+        # one pass over the corpus: hard negatives of every item under the raw matrix (never a known
+        # positive); for a large corpus also each labelled query's raw top VAL_TOP (validation candidates)
+        self.full_validation = n_docs <= FULL_VALIDATION_DOCS
+        k_hard = max(0, min(n_hard, n_docs - 1))
+        k_mine = k_hard if self.full_validation else max(k_hard, VAL_TOP)
+        mined = np.zeros((n, 0), dtype=np.int64)
+        if k_mine:
+            _, mined = stream_top_k(
+                self.item_q, _normalized_blocks(docs), k_mine, exclude=(mask_rows, mask_cols)
+            )
+            if mined.shape[1] < k_hard or (mined[:, :k_hard] < 0).any():
+                msg = "fewer documents than hard negatives to mine (lower n_hard)"
+                raise ValueError(msg)
+        hard = mined[:, :k_hard]
+        # the documents training and validation touch (the whole corpus when small), held once, normalised
+        if self.full_validation:
+            self.doc_rows = np.arange(n_docs)
+        else:
+            sample = rng.choice(n_docs, min(VAL_SAMPLE, n_docs), replace=False)
+            self.doc_rows = np.unique(
+                np.concatenate([pool, item_doc, mined[~self.is_pseudo].ravel(), qrels.doc_rows, sample])
+            )
+        d = _gather_normalized(docs, self.doc_rows, n_docs)
+        local = np.full(n_docs, -1, dtype=np.int64)
+        local[self.doc_rows] = np.arange(len(self.doc_rows))
+        self.docs = d  # (m, d): corpus rows self.doc_rows, normalised
+        self.local_qrels = Qrels.from_pairs(
+            qrels.query_rows, local[qrels.doc_rows], qrels.grades, qrels.n_queries, len(self.doc_rows)
+        )
+        self.item_doc = local[item_doc]
         q_t, d_t = torch.from_numpy(self.item_q), torch.from_numpy(d)
         # the shared pool in a random order; raw scores of every item against it, known positives masked
-        self.pool = rng.permutation(n_docs)[:POOL_SIZE]
+        self.pool = local[pool]
         pool_col = np.full(n_docs, -1, dtype=np.int64)
-        pool_col[self.pool] = np.arange(len(self.pool))
+        pool_col[pool] = np.arange(len(pool))
         r_pool = q_t @ d_t[torch.from_numpy(self.pool)].T  # (n, pool)
         inpool = pool_col[mask_cols] >= 0
         r_pool[torch.from_numpy(mask_rows[inpool]), torch.from_numpy(pool_col[mask_cols[inpool]])] = _MASKED
         self.r_pool = r_pool
-        # hard negatives mined once under the raw matrix, never a known positive (in blocks of items)
-        k_hard = max(0, min(n_hard, n_docs - 1))
-        hard = np.zeros((n, k_hard), dtype=np.int64)
-        order = np.argsort(mask_rows, kind="stable")
-        mr, mc = mask_rows[order], mask_cols[order]
-        for lo in range(0, n if k_hard else 0, 2048):
-            hi = min(n, lo + 2048)
-            block = q_t[lo:hi] @ d_t.T  # (b, N)
-            a, b = np.searchsorted(mr, [lo, hi])
-            block[torch.from_numpy(mr[a:b] - lo), torch.from_numpy(mc[a:b])] = _MASKED
-            hard[lo:hi] = torch.topk(block, k_hard, dim=1).indices.numpy()
-        self.hard = torch.from_numpy(hard)
-        self.r_hard = torch.from_numpy(np.einsum("nd,nkd->nk", self.item_q, d[hard]).astype(np.float32))
+        hard_local = local[hard]
+        self.hard = torch.from_numpy(hard_local)
+        self.r_hard = torch.from_numpy(np.einsum("nd,nkd->nk", self.item_q, d[hard_local]).astype(np.float32))
         self.r_pos = torch.from_numpy(np.einsum("nd,nd->n", self.item_q, d[self.item_doc]).astype(np.float32))
         self.q_t, self.d_t = q_t, d_t
         self.item_doc_t = torch.from_numpy(self.item_doc)
         self.pool_t = torch.from_numpy(self.pool)
         self._doc_index: Any = None
-        self._qrels_of: dict[bytes, Qrels] = {}
+        self._qrels_of: dict[tuple[bytes, bool], Qrels] = {}
 
     # -- training
     def train_items(self, hp: Mapping[str, Any], labelled: np.ndarray) -> np.ndarray:
@@ -225,18 +295,42 @@ class RetrievalObjective:
         return np.unique(self.item_query[items])
 
     def scores(self, w: np.ndarray, units: np.ndarray) -> np.ndarray:
-        """Per-query nDCG@10 of query rows ``units`` through ``w`` over the whole corpus (exact)."""
-        key = units.tobytes()
-        if key not in self._qrels_of:
-            self._qrels_of[key] = self.qrels.subset(units)
+        """Per-query nDCG@10 of query rows ``units`` through ``w``: over the whole corpus when it holds at
+        most :data:`FULL_VALIDATION_DOCS` documents, else over the candidate set (judged documents, every
+        labelled query's raw top :data:`VAL_TOP`, a fixed sample of :data:`VAL_SAMPLE`; see :meth:`exact_scores`)."""
+        qrels = self._units_qrels(units, exact=False)
         if self.mode == "symmetric":
-            index = build_index(self.docs @ w)
+            index = FlatIndex(w.shape[1])
+            index.add(l2_normalize(self.docs @ w), copy=False)
         else:
             if self._doc_index is None:
-                self._doc_index = build_index(self.docs)
+                self._doc_index = FlatIndex(self.dim)
+                self._doc_index.add(self.docs, copy=False)  # already normalised
             index = self._doc_index
         ranked = search(index, self.queries[units] @ w, 10)
-        return per_query_metrics(ranked, self._qrels_of[key], (10,))["ndcg@10"]
+        return per_query_metrics(ranked, qrels, (10,))["ndcg@10"]
+
+    @property
+    def approximate(self) -> bool:
+        """Whether :meth:`scores` validates on a candidate set (then :func:`fit` rescores with :meth:`exact_scores`)."""
+        return not self.full_validation
+
+    def exact_scores(self, w: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Per-query nDCG@10 of query rows ``units`` through ``w`` over the whole corpus, streamed once."""
+        mode = self.mode
+        blocks = (
+            _normalized_blocks(self._docs, project=lambda x: x @ w)
+            if mode == "symmetric"
+            else _normalized_blocks(self._docs)
+        )
+        _, ranked = stream_top_k(l2_normalize(self.queries[units] @ w), blocks, 10)
+        return per_query_metrics(ranked, self._units_qrels(units, exact=True), (10,))["ndcg@10"]
+
+    def _units_qrels(self, units: np.ndarray, *, exact: bool) -> Qrels:
+        key = (units.tobytes(), exact)
+        if key not in self._qrels_of:
+            self._qrels_of[key] = (self.qrels if exact else self.local_qrels).subset(units)
+        return self._qrels_of[key]
 
     def metric(self, scores: np.ndarray, units: np.ndarray) -> float:
         """Mean nDCG@10."""
@@ -260,7 +354,7 @@ class RetrievalObjective:
 
 def train_retrieval(
     queries: np.ndarray,
-    docs: np.ndarray,
+    docs: DocVectors,
     qrels: Qrels,
     config: TrainConfig,
     *,
@@ -271,7 +365,10 @@ def train_retrieval(
 
     Args:
         queries: raw embeddings of the judged training queries ``(nq, d)`` float32.
-        docs: raw embeddings of the whole corpus ``(N, d)`` float32.
+        docs: raw embeddings of the whole corpus ``(N, d)`` float32: an array (a ``np.memmap`` is read
+            block by block), or a callable returning an iterable of row blocks. A corpus above
+            :data:`FULL_VALIDATION_DOCS` documents is read in full only to mine negatives and candidates once
+            and for the final check: each step's cost depends on the labels, not on the corpus.
         qrels: judgements of those queries over the corpus.
         config: options (see :class:`TrainConfig`).
         pseudo_queries: raw (query-side) embeddings of pseudo-queries ``(P, d)``, training-only.
@@ -285,9 +382,12 @@ def train_retrieval(
     reduce = start.shape[1] != start.shape[0]
     project = (lambda x: x @ start) if reduce else (lambda x: x)
     has_pseudo = pseudo_queries is not None and len(pseudo_queries) > 0
+    doc_side: DocVectors = docs
+    if reduce:
+        doc_side = lambda: (b @ start for b in _raw_blocks(docs))  # noqa: E731
     obj = RetrievalObjective(
         project(queries),
-        project(docs),
+        doc_side,
         qrels,
         mode=mode,
         pseudo_queries=project(pseudo_queries) if has_pseudo and pseudo_queries is not None else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedlens.index import FlatIndex, build_index, search
+from embedlens.index import FlatIndex, build_index, search, stream_top_k
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -60,3 +60,21 @@ def test_build_index_flat_is_exact_and_normalises() -> None:
     cos = _unit(queries) @ _unit(docs).T
     want = np.argsort(-cos, axis=1, kind="stable")[:, :25]
     np.testing.assert_array_equal(got, want)
+
+
+def test_stream_top_k_excludes_pairs_and_streams_blocks() -> None:
+    rng = np.random.default_rng(2)
+    docs, queries = _unit(rng.standard_normal((900, 12))), _unit(rng.standard_normal((30, 12)))
+    full = queries @ docs.T
+    exclude_q = np.repeat(np.arange(30), 3)
+    exclude_d = np.argsort(-full, axis=1)[:, :3].ravel()  # each query's own top 3 are excluded
+    s, i = stream_top_k(queries, np.array_split(docs, 7), 20, exclude=(exclude_q, exclude_d))
+    masked = full.copy()
+    masked[exclude_q, exclude_d] = -np.inf
+    want = np.argsort(-masked, axis=1, kind="stable")[:, :20]
+    np.testing.assert_array_equal(i, want)
+    np.testing.assert_allclose(s, np.take_along_axis(masked, want, 1), rtol=1e-5)
+    # every row of the first block excluded for one query: it still gets its best from later blocks
+    first = np.arange(100)
+    s, i = stream_top_k(queries[:1], [docs[:100], docs[100:]], 5, exclude=(np.zeros(100, np.int64), first))
+    assert (i >= 100).all() and s.shape == (1, 5)

@@ -325,3 +325,31 @@ def test_no_test_query_reaches_training_beir(tiny_beir: Path) -> None:
     ds = read_beir(tiny_beir)
     _, test_texts = ds.split_queries("test")
     assert set(test_texts).isdisjoint(rec.seen)
+
+
+def test_large_corpus_validates_on_candidates_and_checks_on_everything(monkeypatch: Any) -> None:
+    """Above FULL_VALIDATION_DOCS the checkpoints see a candidate set; the significance check the whole corpus."""
+    import embedlens.training.retrieval as retrieval
+
+    queries, docs, qrels, target, _ = _distorted_retrieval()
+    train_qrels = Qrels.from_pairs(np.arange(200), target[:200], np.ones(200), 200, len(docs))
+    cfg = TrainConfig(mode="symmetric", progress=False, max_steps=60, rank=16, lr=1e-2)
+    full, _ = train_retrieval(queries[:200], docs, train_qrels, cfg)
+    monkeypatch.setattr(retrieval, "FULL_VALIDATION_DOCS", 100)
+    monkeypatch.setattr(retrieval, "VAL_TOP", 5)
+    monkeypatch.setattr(retrieval, "VAL_SAMPLE", 20)
+    monkeypatch.setattr(retrieval, "POOL_SIZE", 50)
+    obj = retrieval.RetrievalObjective(queries[:200], docs, train_qrels, mode="symmetric", n_hard=4)
+    assert obj.approximate and len(obj.doc_rows) < len(docs)  # only the rows training touches are held
+    assert set(target[:200]) <= set(obj.doc_rows.tolist())  # every judged document is a candidate
+    w = full.weights
+    units = np.arange(40)
+    exact = obj.exact_scores(w, units)
+    np.testing.assert_allclose(exact, retrieval_ndcg10(w, queries[:40], docs, train_qrels.subset(units), mode="symmetric"))
+    streamed, _ = train_retrieval(queries[:200], lambda: iter(np.array_split(docs, 7)), train_qrels, cfg)
+    arrayed, _ = train_retrieval(queries[:200], docs, train_qrels, cfg)
+    np.testing.assert_allclose(streamed.weights, arrayed.weights, atol=1e-6)  # a stream trains as the array
+    assert streamed.trained and "on the whole corpus" in streamed.reason
+    # the pooled out-of-fold scores the check used are whole-corpus nDCG@10 of the start
+    start = retrieval_ndcg10(np.eye(16, dtype=np.float32), queries[:200], docs, train_qrels, mode="symmetric")
+    np.testing.assert_allclose(np.sort(streamed.oof_raw), np.sort(start))
