@@ -7,12 +7,11 @@ Exit codes: 0 success, 2 bad usage or bad input, 1 any other failure. Errors pri
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -392,30 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _embedder(args: argparse.Namespace, model: str | None) -> Any:
-    """The base model behind the cache; its loading bars are hidden (an error after them stays one line)."""
+    """The base model behind the cache (a local model loads only when a text is not cached)."""
     from embedlens.cache import open_embedder
 
-    with _no_loading_bars(model):
-        return open_embedder(model, cache_dir=args.cache, no_cache=args.no_cache)
-
-
-@contextlib.contextmanager
-def _no_loading_bars(model: str | None) -> Iterator[None]:
-    """Hide transformers' "Loading weights" bar while a local model loads."""
-    hf_logging: Any = None
-    if not (model or "").startswith("openai:"):
-        try:
-            from transformers.utils import logging as hf_logging
-        except Exception:  # noqa: BLE001 - no transformers: nothing to hide
-            hf_logging = None
-    was = bool(hf_logging is not None and hf_logging.is_progress_bar_enabled())
-    if was:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
+    return open_embedder(model, cache_dir=args.cache, no_cache=args.no_cache)
 
 
 def _data_path(text: str, option: str = "--data") -> Path:

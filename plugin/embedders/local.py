@@ -80,11 +80,18 @@ def _load_model(location: str, device: str) -> Any:
     except ImportError as e:
         msg = f"local models need sentence-transformers: {_INSTALL_HINT}"
         raise ImportError(msg) from e
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a run's output
     try:
         return SentenceTransformer(location, device=device)
     except Exception as e:
         msg = f"cannot load sentence-transformers model {location!r}: {type(e).__name__}: {e}"
         raise EmbedlensInputError(msg) from e
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class SentenceTransformerEmbedder:
@@ -134,9 +141,14 @@ class SentenceTransformerEmbedder:
         self.device = device
         self.digest_memo: DigestMemo | None = None
         self._identities: tuple[str, str] | None = None
-        self._model = _load_model(self.location, device)
-        prompts = _model_prompts(self._model)
-        default = getattr(self._model, "default_prompt_name", None)
+        self._loaded: Any = None
+        # prompts, routing and dimension from the model's files when they tell all three, so that a run
+        # whose every text is cached never loads the model; else from the loaded model
+        static = _static_info(self.location)
+        if static is None:
+            prompts, default, self._routed, dim = self._from_model()
+        else:
+            prompts, default, self._routed, dim = static
         self.query_prompt = (
             query_prompt if query_prompt is not None else _pick_prompt(prompts, ("query",), default)
         )
@@ -145,15 +157,31 @@ class SentenceTransformerEmbedder:
             if document_prompt is not None
             else _pick_prompt(prompts, ("document", "passage", "corpus"), default)
         )
-        self._routed = _has_router(self._model)
-        get_dim = (
-            getattr(self._model, "get_embedding_dimension", None)
-            or self._model.get_sentence_embedding_dimension
-        )
-        dim = get_dim()
         if dim is None:
             dim = int(self.embed(["dimension probe"]).shape[1])
         self._dim = int(dim)
+
+    @property
+    def _model(self) -> Any:
+        """The loaded SentenceTransformer (loaded on first use, once per process)."""
+        if self._loaded is None:
+            self._loaded = _load_model(self.location, self.device)
+        return self._loaded
+
+    @property
+    def loaded(self) -> bool:
+        """Whether this embedder has loaded its model (a run served from the cache never does)."""
+        return self._loaded is not None
+
+    def _from_model(self) -> tuple[dict[str, str], str | None, bool, int | None]:
+        model = self._model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return (
+            _model_prompts(model),
+            getattr(model, "default_prompt_name", None),
+            _has_router(model),
+            get_dim(),
+        )
 
     @property
     def dim(self) -> int:
@@ -225,6 +253,38 @@ class SentenceTransformerEmbedder:
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder({self.location!r})"
+
+
+def _static_info(location: str) -> tuple[dict[str, str], str | None, bool, int] | None:
+    """``(prompts, default prompt name, routed, dimension)`` read from a model directory's files, or None.
+
+    None (load the model to learn them) when the directory cannot be found or a file does not tell
+    for sure: an unreadable config, a dimension :func:`known_dim` cannot read.
+    """
+    import json
+
+    root = _resolve_model_dir(location)
+    if root is None:
+        return None
+    dim = known_dim(str(root))
+    if dim is None:
+        return None
+    try:
+        modules = json.loads((root / "modules.json").read_text(encoding="utf-8"))
+        st_cfg = root / "config_sentence_transformers.json"
+        cfg = json.loads(st_cfg.read_text(encoding="utf-8")) if st_cfg.is_file() else {}
+    except (OSError, ValueError):
+        return None
+    prompts = cfg.get("prompts") or {}
+    default = cfg.get("default_prompt_name")
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        return None
+    if default is not None and not isinstance(default, str):
+        return None
+    routed = any(
+        str(m.get("type", "")).rsplit(".", 1)[-1] == "Router" for m in modules if isinstance(m, dict)
+    )
+    return {str(k): v for k, v in prompts.items()}, default, routed, dim
 
 
 def _model_prompts(model: Any) -> dict[str, str]:

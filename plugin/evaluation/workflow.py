@@ -49,7 +49,7 @@ def evaluate_lens(
     """
     lens = lens if isinstance(lens, Lens) else load_lens(lens)
     embedder = as_cached(embedder)
-    lens.check_embedder(embedder.base, check_fingerprint=check_fingerprint)
+    lens.check_embedder(embedder, check_fingerprint=check_fingerprint)  # probes through the cache
     data_path = data_name(data)
     data = as_dataset(data)
     if isinstance(data, BeirDataset):

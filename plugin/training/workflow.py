@@ -100,7 +100,7 @@ def train_lens(
         mode=config.mode or "query",
         normalize=True,
         metadata=metadata,
-        fingerprint=compute_fingerprint(embedder.base),
+        fingerprint=compute_fingerprint(embedder),  # through the cache: a warm run never loads the model
     )
     return TrainOutcome(lens, result.curve, training)
 

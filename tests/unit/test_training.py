@@ -345,7 +345,9 @@ def test_large_corpus_validates_on_candidates_and_checks_on_everything(monkeypat
     w = full.weights
     units = np.arange(40)
     exact = obj.exact_scores(w, units)
-    np.testing.assert_allclose(exact, retrieval_ndcg10(w, queries[:40], docs, train_qrels.subset(units), mode="symmetric"))
+    np.testing.assert_allclose(
+        exact, retrieval_ndcg10(w, queries[:40], docs, train_qrels.subset(units), mode="symmetric")
+    )
     streamed, _ = train_retrieval(queries[:200], lambda: iter(np.array_split(docs, 7)), train_qrels, cfg)
     arrayed, _ = train_retrieval(queries[:200], docs, train_qrels, cfg)
     np.testing.assert_allclose(streamed.weights, arrayed.weights, atol=1e-6)  # a stream trains as the array
