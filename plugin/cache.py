@@ -339,13 +339,15 @@ def open_embedder(
     base: object = None,
     query_prompt: str | None = None,
     document_prompt: str | None = None,
+    device: str = "auto",
 ) -> CachedEmbedder:
     """The base model behind the embedding cache (``no_cache`` skips the cache).
 
     ``base`` is any base model :func:`~embedlens.embedders.as_embedder` accepts (an embedlens embedder, a
     LangChain ``Embeddings``, a Chroma function); without it, ``model`` names one. ``query_prompt`` /
     ``document_prompt`` (sentence-transformers models only) override the model's own prompts; queries are
-    embedded with the query prompt in training and serving alike.
+    embedded with the query prompt in training and serving alike. ``device`` is where a local
+    sentence-transformers model runs (``auto``: a CUDA GPU when torch sees one).
     """
     prompts = {
         k: v
@@ -354,6 +356,8 @@ def open_embedder(
     }
     if prompts and (base is not None or (model or "").startswith("openai:")):
         raise EmbedlensInputError("query_prompt / document_prompt apply to sentence-transformers models only")
-    emb = as_embedder(base) if base is not None else get_embedder(model, **prompts)
+    local = base is None and not (model or "").startswith("openai:")
+    options: dict[str, object] = {**prompts, **({"device": device} if local else {})}
+    emb = as_embedder(base) if base is not None else get_embedder(model, **options)
     cache = None if no_cache else EmbeddingCache(cache_dir)
     return CachedEmbedder(emb, cache)

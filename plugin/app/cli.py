@@ -177,11 +177,36 @@ def _quiet() -> None:
             pass
 
 
+def _device_spec(text: str) -> str:
+    """``--device``: checked here without importing torch; a GPU asked for is looked for before any work."""
+    from embedlens._device import check_device_spec
+
+    try:
+        return check_device_spec(text)
+    except EmbedlensInputError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--device must be ")) from None
+
+
+def _check_device(args: argparse.Namespace) -> None:
+    """Refuse ``--device cuda`` on a machine without that GPU before any work (``auto`` never fails)."""
+    if args.device.startswith("cuda"):
+        from embedlens._device import resolve_device
+
+        resolve_device(args.device)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", metavar="DIR", help="embedding cache directory (default: user cache dir)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--debug", action="store_true", help="print full tracebacks")
     p.add_argument("--quiet", action="store_true", help="print only the result and errors (no progress bars)")
+    p.add_argument(
+        "--device",
+        type=_device_spec,
+        default="auto",
+        help="where a local model embeds and the lens trains: auto (default: a CUDA GPU when torch sees one), "
+        "cpu, cuda or cuda:N",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -394,7 +419,7 @@ def _embedder(args: argparse.Namespace, model: str | None) -> Any:
     """The base model behind the cache (a local model loads only when a text is not cached)."""
     from embedlens.cache import open_embedder
 
-    return open_embedder(model, cache_dir=args.cache, no_cache=args.no_cache)
+    return open_embedder(model, cache_dir=args.cache, no_cache=args.no_cache, device=args.device)
 
 
 def _data_path(text: str, option: str = "--data") -> Path:
@@ -482,6 +507,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         seed=args.seed,
         loss=args.loss,
         wide_grid=args.wide_grid,
+        device=args.device,
         require_significant=args.require_significant,
         progress=not args.quiet,
         **given,
@@ -541,6 +567,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = _data_path(args.data)  # a readable file or directory (no symlink loop, no FIFO)
     _check_model_option(args.model)
     guard_lens_dir(args.out, option="--out", inputs=_input_paths(args), force=args.force)  # before any work
+    _check_device(args)
     cfg = _train_config(args)  # options, then data, then the model (slow to load)
     _check_dim_option(cfg.dim, args.model)
     _check_data(data, "test", args.objective, cfg)
@@ -591,6 +618,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = _data_path(args.data)  # a readable file or directory (no symlink loop, no FIFO)
     _check_model_option(args.model)
     _guard_evaluate_outputs(args)  # before any work
+    _check_device(args)
     lens = load_lens(args.lens)
     _check_data(data, args.split)  # the lens and the data, then the model (slow to load)
     embedder = _embedder(args, args.model or lens.base_model)
@@ -697,6 +725,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``embedlens demo``."""
     from embedlens.app.demo import run_demo
 
+    _check_device(args)
+
     run_demo(
         data=args.data,
         workdir=args.workdir,
@@ -706,6 +736,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         json_out=args.json,
         force=args.force,
         progress=not args.quiet,
+        device=args.device,
     )
     return EXIT_OK
 

@@ -102,6 +102,7 @@ def run_demo(
     json_out: str | os.PathLike[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Run the demo; returns the raw and lens nDCG@10 on the test split and the report.
 
@@ -115,6 +116,7 @@ def run_demo(
             only then are its ``lens/`` and ``chroma/`` ours to replace.
         cache_dir: embedding cache directory.
         no_cache: skip the embedding cache.
+        device: where the model embeds and the lens trains (``auto``: a CUDA GPU when torch sees one).
         echo: where progress lines go (the CLI prints them).
         json_out: also write the evaluation report here, as ``evaluate --json`` does (with its
             ``"format": "embedlens-report"`` marker).
@@ -148,7 +150,7 @@ def run_demo(
     from embedlens.training.workflow import train_lens
 
     cache_arg = "" if no_cache else (str(cache_dir) if cache_dir is not None else None)
-    embedder = open_embedder(None, cache_dir=cache_dir, no_cache=no_cache)
+    embedder = open_embedder(None, cache_dir=cache_dir, no_cache=no_cache, device=device)
     ds = read_beir(data_dir)
     qids, qtexts = ds.split_queries("test")
     n_unseen = int((~_seen_mask(ds, qids)).sum())
@@ -159,7 +161,9 @@ def run_demo(
         f"base model {embedder.name} ({embedder.dim}-d)"
     )
 
-    outcome = train_lens(data_dir, embedder, TrainConfig(progress=progress))  # defaults, as `train`
+    outcome = train_lens(
+        data_dir, embedder, TrainConfig(progress=progress, device=device)
+    )  # defaults, as `train`
     lens = outcome.lens
     lens_dir = lens.save(work / "lens")
     tr = lens.metadata["training"]

@@ -73,6 +73,9 @@ def known_dim(spec: str) -> int | None:
 @functools.lru_cache(maxsize=8)
 def _load_model(location: str, device: str) -> Any:
     """Load (once per process) a SentenceTransformer from a local path or an offline name."""
+    from embedlens._device import resolve_device
+
+    device = resolve_device(device)  # "auto": the GPU when torch sees one
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
@@ -95,7 +98,7 @@ def _load_model(location: str, device: str) -> Any:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model run locally on the CPU.
+    """A sentence-transformers model run locally (on a GPU when there is one, see ``device``).
 
     Documents are embedded with the model's document prompt (``encode_document``) and queries with
     its query prompt (``encode_query``): the ``"query"`` / ``"document"`` (or ``"passage"``,
@@ -106,7 +109,9 @@ class SentenceTransformerEmbedder:
         model: ``"all-MiniLM-L6-v2"`` (the packaged default), a local directory, or a model name
             already in the Hugging Face cache (nothing is downloaded: ``HF_HUB_OFFLINE=1``).
         batch_size: texts per forward pass.
-        device: torch device (``"cpu"``).
+        device: ``"auto"`` (default: a CUDA GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda"``
+            or ``"cuda:N"``; resolved when the model loads (vectors match across devices to float precision,
+            so they share cache rows).
         query_prompt: text put before every query (e.g. ``"query: "`` for e5); overrides the model's.
         document_prompt: text put before every document (e.g. ``"passage: "``); overrides the model's.
 
@@ -125,7 +130,7 @@ class SentenceTransformerEmbedder:
         model: str = DEFAULT_MODEL,
         *,
         batch_size: int = 64,
-        device: str = "cpu",
+        device: str = "auto",
         query_prompt: str | None = None,
         document_prompt: str | None = None,
     ) -> None:

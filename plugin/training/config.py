@@ -47,6 +47,8 @@ class TrainConfig:
             extra training queries, their weight 5 or 0 chosen by CV), ``"titles"``, ``"leads"``
             (always those, weight chosen by CV) or ``"off"``.
         wide_grid: widen the CV grid (more learning rates; for retrieval also temperatures 0.05 and 0.1).
+        device: where the lens trains: ``"auto"`` (default: a CUDA GPU when torch sees one, else the CPU),
+            ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (refused when that GPU is not there).
         progress: show a tqdm bar.
         require_significant: ship the trained matrix only when its pooled out-of-fold gain over the
             start is significant; False ships the best setting regardless (for studies).
@@ -69,6 +71,7 @@ class TrainConfig:
     negatives_ratio: float = 1.0
     pseudo_queries: PseudoQueries = "auto"
     wide_grid: bool = False
+    device: str = "auto"
     progress: bool = True
     require_significant: bool = True
 
@@ -104,6 +107,12 @@ class TrainConfig:
         for name in ("wide_grid", "progress", "require_significant"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, getattr(self, name), "True or False")
+        from embedlens._device import check_device_spec
+
+        try:
+            check_device_spec(self.device)
+        except EmbedlensInputError:
+            raise bad("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'") from None
         if self.batch_size is not None and not _is_int(self.batch_size, 2):
             raise bad("batch_size", self.batch_size, "an integer >= 2 (or None for the objective's default)")
         if self.rank is not None and not _is_int(self.rank, 1):
@@ -151,6 +160,7 @@ _FLAGS = {
     "batch_size": "--batch-size",
     "loss": "--loss",
     "temperature": "--temperature",
+    "device": "--device",
 }
 
 

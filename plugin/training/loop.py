@@ -56,6 +56,8 @@ class Objective(Protocol):
     validatable: np.ndarray
     #: items per step (None: every training item in every step).
     batch_size: int | None
+    #: torch device of the step's tensors (the lens is trained there; matrices come back as numpy).
+    device: str
 
     def loss(
         self, lens: ResidualLens, items: np.ndarray, hp: Mapping[str, Any], gen: np.random.Generator
@@ -192,7 +194,9 @@ class _Run:
 
         self.obj, self.items, self.hp = obj, items, hp
         rank = hp.get("rank")
-        self.lens = ResidualLens(obj.dim, None if rank in (None, "full") else int(rank), seed=seed)
+        self.lens = ResidualLens(obj.dim, None if rank in (None, "full") else int(rank), seed=seed).to(
+            getattr(obj, "device", "cpu")
+        )
         self.opt = torch.optim.Adam(self.lens.parameters(), lr=float(hp["lr"]))
         self.gen = np.random.default_rng(seed)
         self.reg = float(hp.get("reg", 0.0))

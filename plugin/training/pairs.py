@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embedlens._arrays import l2_normalize, row_cosines
+from embedlens._device import resolve_device
 from embedlens.evaluation.metrics import best_threshold, roc_auc, spearman
 from embedlens.evaluation.stats import Uplift, normal_uplift
 from embedlens.lens import through
@@ -59,7 +60,7 @@ def cosent_per_item(cos: torch.Tensor, labels: torch.Tensor, scale: float = COSE
     c = cos[order].double()
     lo = torch.searchsorted(y, y, right=False)  # items with a strictly lower label: [0, lo)
     hi = torch.searchsorted(y, y, right=True)  # strictly higher: [hi, n)
-    zero = torch.zeros(1, dtype=c.dtype)
+    zero = torch.zeros(1, dtype=c.dtype, device=c.device)
     cum_up = torch.cat([zero, torch.cumsum(torch.exp(scale * (c - 1)), 0)])
     cum_down = torch.cat([zero, torch.cumsum(torch.exp(-scale * (c + 1)), 0)])
     below = cum_up[lo]  # Σ_{y_j<y_i} e^{s(c_j-1)}
@@ -85,9 +86,11 @@ class PairsObjective:
         mode: str = "query",
         loss: str = "cosent",
         batch_size: int | None = None,
+        device: str = "cpu",
     ) -> None:
         import torch
 
+        self.device = device
         self.mode, self.binary, self.loss_kind = mode, binary, loss
         self.batch_size = batch_size
         self.a = l2_normalize(np.array(a, dtype=np.float32))
@@ -102,6 +105,10 @@ class PairsObjective:
         self.a_t, self.b_t = torch.from_numpy(self.a), torch.from_numpy(self.b)
         self.y_t = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.float32))
         self.raw = torch.from_numpy(np.einsum("ij,ij->i", self.a, self.b).astype(np.float32))
+        if device != "cpu":
+            self.a_t, self.b_t, self.y_t, self.raw = (
+                t.to(device) for t in (self.a_t, self.b_t, self.y_t, self.raw)
+            )
 
     def cosines(self, lens: ResidualLens, it: torch.Tensor) -> torch.Tensor:
         """Cosines ``(m,)`` of pairs ``it`` through the lens, from raw dot products and rank-r terms."""
@@ -109,7 +116,7 @@ class PairsObjective:
 
         a, b = self.a_t[it], self.b_t[it]
         u_a, v_a, v_b = lens.left(a), lens.right(a), lens.right(b)
-        ones = torch.ones(len(it))
+        ones = torch.ones(len(it), device=self.device)
         inv_a = lens.sq_norm(a, u_a, v_a, ones).clamp_min(1e-12).rsqrt()
         if self.mode == "symmetric":
             u_b = lens.left(b)
@@ -127,7 +134,7 @@ class PairsObjective:
         """Mean CoSENT (or MSE) over pairs ``items``."""
         import torch
 
-        it = torch.from_numpy(np.asarray(items, dtype=np.int64))
+        it = torch.from_numpy(np.asarray(items, dtype=np.int64)).to(self.device)
         cos = self.cosines(lens, it)
         if self.loss_kind == "mse":
             return ((cos - self.y_t[it]) ** 2).mean()
@@ -212,8 +219,9 @@ def train_pairs(
         msg = f"groups has shape {np.shape(groups)}; need one group per pair {np.shape(labels)}"
         raise ValueError(msg)
     obj = PairsObjective(
-        x, y, labels, groups, binary=binary, mode=mode, loss=config.loss, batch_size=config.batch_size
-    )
+        x, y, labels, groups, binary=binary, mode=mode, loss=config.loss, batch_size=config.batch_size,
+        device=resolve_device(config.device),
+    )  # fmt: skip
     lrs = (config.lr,) if config.lr is not None else (WIDE_GRID_LRS if config.wide_grid else DEFAULT_LRS)
     ranks: tuple[int | str, ...] = (config.rank,) if config.rank is not None else DEFAULT_RANKS
     grid: dict[str, tuple[Any, ...]] = {"lr": lrs, "rank": ranks, "reg": (config.reg,)}

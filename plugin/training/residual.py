@@ -66,5 +66,5 @@ class ResidualLens(torch.nn.Module):
         """``W`` as a ``(d, d)`` float32 array."""
         with torch.no_grad():
             delta = self.a if self.b is None else self.a @ self.b.T
-            w = torch.eye(self.dim) + delta
-        return np.ascontiguousarray(w.numpy(), dtype=np.float32)
+            w = torch.eye(self.dim, device=delta.device) + delta
+        return np.ascontiguousarray(w.cpu().numpy(), dtype=np.float32)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embedlens._arrays import l2_normalize
+from embedlens._device import resolve_device
 from embedlens.evaluation.retrieval import per_query_metrics
 from embedlens.evaluation.stats import Uplift, normal_uplift
 from embedlens.index import FlatIndex, Qrels, build_index, search, stream_top_k
@@ -125,9 +126,11 @@ class RetrievalObjective:
         temperature: float = 0.05,
         n_hard: int = 8,
         seed: int = 0,
+        device: str = "cpu",
     ) -> None:
         import torch
 
+        self.device = device
         self.mode = mode
         self.temperature = temperature
         self._docs = docs
@@ -206,6 +209,9 @@ class RetrievalObjective:
         self.q_t, self.d_t = q_t, d_t
         self.item_doc_t = torch.from_numpy(self.item_doc)
         self.pool_t = torch.from_numpy(self.pool)
+        if device != "cpu":  # the step's tensors live on the device; validation stays in numpy
+            for name in ("q_t", "d_t", "r_pool", "hard", "r_hard", "r_pos", "item_doc_t", "pool_t"):
+                setattr(self, name, getattr(self, name).to(device))
         self._doc_index: Any = None
         self._qrels_of: dict[tuple[bytes, bool], Qrels] = {}
 
@@ -229,7 +235,7 @@ class RetrievalObjective:
         if int(ps.sum()) > PSEUDO_PER_STEP:
             items = np.concatenate([items[~ps], gen.choice(items[ps], size=PSEUDO_PER_STEP, replace=False)])
             ps = self.is_pseudo[items]
-        it = torch.from_numpy(items)
+        it = torch.from_numpy(items).to(self.device)
         s = min(WINDOW, len(self.pool))
         start = int(gen.integers(0, len(self.pool) - s + 1))
         window = self.pool_t[start : start + s]
@@ -237,7 +243,7 @@ class RetrievalObjective:
         m, k = hard.shape
         q = self.q_t[it]  # (m, d)
         u_q, v_q = lens.left(q), lens.right(q)  # (m, r)
-        q_norm = lens.sq_norm(q, u_q, v_q, torch.ones(m)).clamp_min(1e-12).rsqrt()  # (m,)
+        q_norm = lens.sq_norm(q, u_q, v_q, torch.ones(m, device=self.device)).clamp_min(1e-12).rsqrt()  # (m,)
         r_win = self.r_pool[:, start : start + s].index_select(0, it)  # (m, S) raw scores
         if self.mode != "symmetric" and lens.b is None:
             # full query lens: the document side of every term is the raw document itself
@@ -255,7 +261,11 @@ class RetrievalObjective:
             v_d = lens.right(dc)  # (c, r)
             if self.mode == "symmetric":
                 u_d = lens.left(dc)
-                d_norm = lens.sq_norm(dc, u_d, v_d, torch.ones(len(uniq))).clamp_min(1e-12).rsqrt()  # (c,)
+                d_norm = (
+                    lens.sq_norm(dc, u_d, v_d, torch.ones(len(uniq), device=self.device))
+                    .clamp_min(1e-12)
+                    .rsqrt()
+                )  # (c,)
                 g = lens.gram()
                 u_qg = u_q if g is None else u_q @ g
 
@@ -287,7 +297,7 @@ class RetrievalObjective:
             w = np.full(len(items), 1.0 / max(n_ps, 1))
         else:
             w = np.where(ps, weight / max(n_ps, 1), 1.0 / n_lab)
-        return (per_item * torch.from_numpy(w.astype(np.float32))).sum()
+        return (per_item * torch.from_numpy(w.astype(np.float32)).to(self.device)).sum()
 
     # -- validation: the unit is a labelled query
     def score_units(self, items: np.ndarray) -> np.ndarray:
@@ -395,6 +405,7 @@ def train_retrieval(
         temperature=config.temperature,
         n_hard=config.n_hard,
         seed=config.seed,
+        device=resolve_device(config.device),
     )
     lrs = (config.lr,) if config.lr is not None else (WIDE_GRID_LRS if config.wide_grid else DEFAULT_LRS)
     ranks: tuple[int | str, ...] = (config.rank,) if config.rank is not None else DEFAULT_RANKS

@@ -23,6 +23,7 @@ RANKS = {
     "_atomic": 0,
     "_secrets": 0,
     "_outputs": 0,
+    "_device": 0,
     "lens": 1,
     "index": 1,
     "embedders": 2,
