@@ -61,7 +61,7 @@ def _one(n_docs: int) -> dict[str, float]:
     t0 = time.perf_counter()
     obj = rt.RetrievalObjective(queries, blocks, qrels, n_hard=8)
     t_setup = time.perf_counter() - t0
-    steps = 30
+    steps = 60
     cfg = TrainConfig(progress=False, lr=1e-2, max_steps=steps, patience=100,
                       require_significant=False)  # fmt: skip
     # the whole-corpus check (start and chosen fold matrices, inside fit above the threshold) is timed
