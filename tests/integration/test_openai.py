@@ -162,7 +162,7 @@ def test_kill_and_resume_sends_only_missing_texts(server: FakeOpenAIServer, tmp_
         time.sleep(0.05)
     stored = (
         sqlite3.connect(tmp_path / EmbeddingCache.FILENAME)
-        .execute("SELECT COUNT(*) FROM embeddings")
+        .execute("SELECT COUNT(*) FROM vectors")
         .fetchone()[0]
     )
     assert 0 < stored < 1000

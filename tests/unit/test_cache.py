@@ -43,9 +43,9 @@ def test_damaged_rows_are_fetched_again(tmp_path: Path) -> None:
     good = CachedEmbedder(HashEmbedder(), cache, progress=False).embed(["x", "y", "z"])
     cache.close()
     db = sqlite3.connect(tmp_path / EmbeddingCache.FILENAME)
-    rows = db.execute("SELECT key, vec FROM embeddings").fetchall()
-    db.execute("UPDATE embeddings SET vec=? WHERE key=?", (rows[0][1][:-4], rows[0][0]))  # truncated
-    db.execute("UPDATE embeddings SET vec=? WHERE key=?", (b"\x00" * len(rows[1][1]), rows[1][0]))  # bad crc
+    rows = db.execute("SELECT key, vec FROM vectors").fetchall()
+    db.execute("UPDATE vectors SET vec=? WHERE key=?", (rows[0][1][:-4], rows[0][0]))  # truncated
+    db.execute("UPDATE vectors SET vec=? WHERE key=?", (b"\x00" * len(rows[1][1]), rows[1][0]))  # bad crc
     db.commit()
     db.close()
     cache = EmbeddingCache(tmp_path)
@@ -53,6 +53,33 @@ def test_damaged_rows_are_fetched_again(tmp_path: Path) -> None:
     again = CachedEmbedder(base, cache, progress=False).embed(["x", "y", "z"])
     assert base.texts_seen == 2 and cache.damaged_rows == 2
     np.testing.assert_allclose(again, good)
+
+
+def test_first_layout_is_moved_over_once(tmp_path: Path) -> None:
+    """A cache written by the first layout (table ``embeddings`` WITHOUT ROWID) keeps every row."""
+    cache = EmbeddingCache(tmp_path / "new")
+    emb = CachedEmbedder(HashEmbedder(), cache, progress=False)
+    want = emb.embed(["x", "y"])
+    rows = cache._db.execute("SELECT model, key, dim, vec, crc FROM vectors").fetchall()
+    cache.close()
+    old = tmp_path / "old"
+    old.mkdir()
+    db = sqlite3.connect(old / EmbeddingCache.FILENAME)
+    db.execute(
+        "CREATE TABLE embeddings (model TEXT NOT NULL, key BLOB NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL, "
+        "crc INTEGER NOT NULL, PRIMARY KEY (model, key)) WITHOUT ROWID"
+    )
+    db.executemany("INSERT INTO embeddings VALUES (?,?,?,?,?)", rows)
+    db.commit()
+    db.close()
+    base = HashEmbedder()
+    reopened = EmbeddingCache(old)
+    np.testing.assert_allclose(CachedEmbedder(base, reopened, progress=False).embed(["x", "y"]), want)
+    assert base.texts_seen == 0 and reopened.count() == 2  # every row found: nothing embedded again
+    tables = {r[0] for r in reopened._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "embeddings" not in tables
+    reopened.close()
+    assert EmbeddingCache(old).count() == 2  # a second open has nothing left to move
 
 
 def test_no_cache_calls_base_every_time() -> None:

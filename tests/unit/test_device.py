@@ -74,7 +74,17 @@ def test_cli_refuses_cuda_without_a_gpu_before_any_work(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "lens"
     rc = main(
-        ["train", "--data", str(tiny_beir), "--out", str(out), "--device", "cuda", "--cache", str(tmp_path / "c")]
+        [
+            "train",
+            "--data",
+            str(tiny_beir),
+            "--out",
+            str(out),
+            "--device",
+            "cuda",
+            "--cache",
+            str(tmp_path / "c"),
+        ]
     )
     assert rc == 2 and not out.exists()
     assert "--device cuda: torch sees 0 CUDA device(s)" in capsys.readouterr().err
