@@ -9,9 +9,12 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
@@ -43,6 +46,18 @@ def rss_mb() -> float:
     """Current resident set size (MiB)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def file_blocks(path: Path, offset: int, n_rows: int, dim: int, block: int) -> Iterator[np.ndarray]:
+    """Rows of a raw float32 file (from byte ``offset``) in blocks, with plain reads: a memory map would
+    count the file in this process's RSS."""
+    import numpy as np
+
+    with path.open("rb") as f:
+        f.seek(offset)
+        for s in range(0, n_rows, block):
+            rows = min(block, n_rows - s)
+            yield np.frombuffer(f.read(rows * dim * 4), dtype=np.float32).reshape(rows, dim)
 
 
 def machine() -> dict[str, Any]:

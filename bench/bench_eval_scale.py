@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _util import peak_rss_mb, rss_mb, save
+from _util import file_blocks, peak_rss_mb, rss_mb, save
 
 from embedlens import Lens
 from embedlens.evaluation.retrieval import evaluate_retrieval
@@ -65,12 +65,8 @@ def main() -> None:
     offset = docs.offset  # where the rows start in the .npy file
     del docs  # from here on, rows are read with plain file I/O (a memory map would count in RSS)
 
-    def batches():
-        with path.open("rb") as f:
-            f.seek(offset)
-            for s in range(0, n_docs, BATCH):
-                rows = min(BATCH, n_docs - s)
-                yield np.frombuffer(f.read(rows * D * 4), dtype=np.float32).reshape(rows, D)
+    def batches():  # the corpus read back from disk in blocks, never held whole
+        return file_blocks(path, offset, n_docs, D, BATCH)
 
     t0 = time.perf_counter()
     report = evaluate_retrieval(queries, batches, qrels, lens, ks=(10, 100), n_boot=200)

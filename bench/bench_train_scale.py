@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _util import peak_rss_mb, save
+from _util import file_blocks, peak_rss_mb, save
 
 D, N_QUERIES, BLOCK = 384, 800, 65_536
 
@@ -52,11 +52,7 @@ def _one(n_docs: int) -> dict[str, float]:
     qrels = Qrels.from_pairs(np.arange(N_QUERIES), target, np.ones(N_QUERIES), N_QUERIES, n_docs)
 
     def blocks():  # the corpus read back from disk in blocks, never held whole
-        with path.open("rb") as f:
-            f.seek(offset)
-            for s in range(0, n_docs, BLOCK):
-                rows = min(BLOCK, n_docs - s)
-                yield np.frombuffer(f.read(rows * D * 4), dtype=np.float32).reshape(rows, D)
+        return file_blocks(path, offset, n_docs, D, BLOCK)
 
     t0 = time.perf_counter()
     obj = rt.RetrievalObjective(queries, blocks, qrels, n_hard=8)
