@@ -6,7 +6,11 @@ Run: python bench/bench_train.py   (needs ../shared/data/beir/scifact; the first
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,6 +42,16 @@ def main() -> None:
     t0 = time.perf_counter()
     out = train_lens(data, emb, TrainConfig(progress=False))
     t_train = time.perf_counter() - t0
+    # the whole warm CLI command, in a fresh process (imports, data, cache reads, training, writing the lens)
+    out_dir = Path(tempfile.mkdtemp()) / "lens"
+    cmd = [sys.executable, "-m", "embedlens.app.cli", "train", "--data", str(data), "--out", str(out_dir)]
+    t0 = time.perf_counter()
+    subprocess.run([*cmd, "--cache", str(cache), "--quiet"], check=True, capture_output=True)
+    t_cli = time.perf_counter() - t0
+    print(
+        f"whole warm `embedlens train` CLI on SciFact: {t_cli:.1f} s -> {t_cli / t_corpus:.3f} of embedding the corpus "
+        f"once (goal <= 0.05)"
+    )
     print(
         f"SciFact training with cached embeddings: {t_train:.1f} s (goal < 60 s); embedding the corpus once: "
         f"{t_corpus:.0f} s (from 500 docs) -> ratio {t_train / t_corpus:.3f}; chosen "
@@ -50,6 +64,8 @@ def main() -> None:
             "embed_corpus_s": t_corpus,
             "ratio": t_train / t_corpus,
             "peak_rss_mb": peak_rss_mb(),
+            "cli_warm_s": t_cli,
+            "cli_ratio": t_cli / t_corpus,
         },
     )
 
