@@ -125,7 +125,9 @@ class FlatIndex:
 
     Scores are computed as blocked matrix products (``query_block`` queries x ``doc_block`` documents at a
     time, so memory stays bounded), the top ``k`` of each block is taken with ``argpartition`` and merged
-    with the running best. Ties are broken by the lower row. On ``device="cuda"`` the rows live on the GPU
+    with the running best. Results are sorted best first, equal scores by the lower row (among the rows
+    kept: of many exactly equal scores at the k-th place, which ones make the cut is not specified). Rows
+    and queries must be finite (refused otherwise). On ``device="cuda"`` the rows live on the GPU
     and torch does the products and ``topk``.
 
     Args:
@@ -153,6 +155,8 @@ class FlatIndex:
         if x.ndim != 2 or x.shape[1] != self.d:
             msg = f"rows of shape {x.shape} cannot be added to an index of {self.d}-d vectors"
             raise ValueError(msg)
+        if not np.isfinite(x).all():
+            raise ValueError("rows added to an index must be finite (NaN or Inf found)")
         for start in range(0, x.shape[0], self.doc_block):
             part = x[start : start + self.doc_block]
             if self.device == "cpu":
@@ -166,6 +170,9 @@ class FlatIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores and rows ``(n, k)`` of the ``k`` best rows for each query (``-inf`` / ``-1`` beyond ``ntotal``)."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.d or not np.isfinite(q).all():
+            msg = f"queries must be finite {self.d}-d rows, got shape {q.shape}"
+            raise ValueError(msg)
         n = q.shape[0]
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         ids = np.full((n, k), -1, dtype=np.int64)
@@ -209,7 +216,8 @@ def stream_top_k(
     """Exact top-``k`` inner products of ``queries`` ``(n, d)`` over rows streamed in ``blocks`` ``(b, d)``.
 
     Only one block's scores are held at a time (rows number on across blocks, as given: normalise them
-    first for cosines). Sorted best first, ties by the lower row; ``(n, min(k, rows seen))``.
+    first for cosines; finite values only). Sorted best first, equal scores by the lower row among those
+    kept; ``(n, min(k, rows seen))``, padded with ``-inf`` / ``-1`` where a query has fewer.
 
     Args:
         exclude: ``(query rows, doc rows)`` pairs never returned (e.g. known positives).
@@ -329,7 +337,8 @@ def build_index(
     index = None
     for batch in _batches(docs, batch_size):
         x = as_matrix(batch if project is None else project(batch), name="document vectors")
-        x = l2_normalize(x.copy() if x is batch else x)
+        # normalised in a copy, never in the caller's array (a writable memmap would change on disk)
+        x = l2_normalize(x.copy() if np.may_share_memory(x, batch) else x)
         if index is None:
             index = FlatIndex(x.shape[1], device=device) if kind == "flat" else _faiss_index(kind, x, seed)
         elif x.shape[1] != index.d:

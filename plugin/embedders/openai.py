@@ -51,6 +51,8 @@ def estimate_tokens(texts: Sequence[str]) -> np.ndarray:
 
 #: where tiktoken would download the cl100k_base vocabulary from (only its cached copy is ever read).
 _CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+#: the sha256 tiktoken expects of that file (tiktoken_ext.openai_public)
+_CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,11 +65,20 @@ def _local_encoding() -> Any:
         import tiktoken
     except ImportError:
         return None
-    if os.environ.get("TIKTOKEN_CACHE_DIR") == "":  # caching disabled: tiktoken would always download
+    # tiktoken's own lookup: TIKTOKEN_CACHE_DIR, else DATA_GYM_CACHE_DIR, else a temp folder; "" disables it
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        cache = os.environ["TIKTOKEN_CACHE_DIR"]
+    elif "DATA_GYM_CACHE_DIR" in os.environ:
+        cache = os.environ["DATA_GYM_CACHE_DIR"]
+    else:
+        cache = str(Path(tempfile.gettempdir()) / "data-gym-cache")
+    if not cache:
         return None
-    cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
-    folder = Path(cache) if cache else Path(tempfile.gettempdir()) / "data-gym-cache"
-    if not (folder / hashlib.sha1(_CL100K_URL.encode()).hexdigest()).is_file():
+    cached = Path(cache) / hashlib.sha1(_CL100K_URL.encode()).hexdigest()
+    try:  # a damaged file would be deleted and downloaded again by tiktoken: only an intact one is used
+        if hashlib.sha256(cached.read_bytes()).hexdigest() != _CL100K_SHA256:
+            return None
+    except OSError:
         return None
     try:
         return tiktoken.get_encoding("cl100k_base")

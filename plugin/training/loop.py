@@ -161,7 +161,10 @@ def initial_matrix(x: np.ndarray | Callable[[], Iterable[np.ndarray]], dim: int 
     blocks = (
         (x[s : s + 65536] for s in range(0, x.shape[0], 65536)) if isinstance(x, np.ndarray) else iter(x())
     )
-    first = np.asarray(next(blocks), dtype=np.float64)
+    first = np.asarray(next(blocks, np.zeros((0, 0))), dtype=np.float64)
+    if first.ndim != 2 or first.shape[0] == 0:
+        msg = "no document vectors to start from"
+        raise ValueError(msg)
     d = first.shape[1]
     if dim is None or dim == d:
         return np.eye(d, dtype=np.float32)

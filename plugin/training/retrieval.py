@@ -173,9 +173,13 @@ class RetrievalObjective:
             _, mined = stream_top_k(
                 self.item_q, _normalized_blocks(docs), k_mine, exclude=(mask_rows, mask_cols)
             )
-            if mined.shape[1] < k_hard or (mined[:, :k_hard] < 0).any():
-                msg = "fewer documents than hard negatives to mine (lower n_hard)"
-                raise ValueError(msg)
+            if mined.shape[1] < k_mine:  # fewer documents that are not a known positive than asked for
+                pad = np.full((n, k_mine - mined.shape[1]), -1, dtype=np.int64)
+                mined = np.concatenate([mined, pad], axis=1)
+        # an item with fewer negatives than k_hard (a query relevant to most of the corpus): its empty slots
+        # point at its own positive with a masked score (never a negative, never a gradient)
+        no_hard = mined[:, :k_hard] < 0
+        mined = np.where(mined < 0, item_doc[:, None], mined)
         hard = mined[:, :k_hard]
         # the documents training and validation touch (the whole corpus when small), held once, normalised
         if self.full_validation:
@@ -204,7 +208,9 @@ class RetrievalObjective:
         self.r_pool = r_pool
         hard_local = local[hard]
         self.hard = torch.from_numpy(hard_local)
-        self.r_hard = torch.from_numpy(np.einsum("nd,nkd->nk", self.item_q, d[hard_local]).astype(np.float32))
+        r_hard = np.einsum("nd,nkd->nk", self.item_q, d[hard_local]).astype(np.float32)
+        r_hard[no_hard] = _MASKED
+        self.r_hard = torch.from_numpy(r_hard)
         self.r_pos = torch.from_numpy(np.einsum("nd,nd->n", self.item_q, d[self.item_doc]).astype(np.float32))
         self.q_t, self.d_t = q_t, d_t
         self.item_doc_t = torch.from_numpy(self.item_doc)

@@ -69,6 +69,12 @@ def train_lens(
         EmbedlensInputError: bad data or options (the message names the file / option).
     """
     config = config if config is not None else TrainConfig()
+    if config.device.startswith(
+        "cuda"
+    ):  # a GPU asked for that is not there: refused before anything is embedded
+        from embedlens._device import resolve_device
+
+        resolve_device(config.device)
     embedder = as_cached(embedder)
     data_path = data_name(data)
     data = as_dataset(data)

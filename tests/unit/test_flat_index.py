@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,23 @@ def test_stream_top_k_excludes_pairs_and_streams_blocks() -> None:
     first = np.arange(100)
     s, i = stream_top_k(queries[:1], [docs[:100], docs[100:]], 5, exclude=(np.zeros(100, np.int64), first))
     assert (i >= 100).all() and s.shape == (1, 5)
+
+
+def test_rows_and_queries_must_be_finite() -> None:
+    index = FlatIndex(2)
+    with pytest.raises(ValueError, match="finite"):
+        index.add(np.array([[1.0, np.nan]], np.float32))
+    index.add(np.eye(2, dtype=np.float32))
+    with pytest.raises(ValueError, match="finite"):
+        index.search(np.array([[np.inf, 0.0]], np.float32), 1)
+
+
+def test_build_index_never_writes_into_a_memmap(tmp_path: Path) -> None:
+    path = tmp_path / "docs.npy"
+    np.save(path, (np.arange(24, dtype=np.float32).reshape(6, 4) + 1) * 3)
+    before = path.read_bytes()
+    for mode in ("r+", "r"):
+        docs = np.load(path, mmap_mode=mode)
+        search(build_index(docs), np.ones((1, 4), np.float32), 3)
+        del docs
+    assert path.read_bytes() == before

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from embedlens.index import Qrels
 from embedlens.training import TrainConfig, train_pairs, train_retrieval
@@ -355,3 +356,35 @@ def test_large_corpus_validates_on_candidates_and_checks_on_everything(monkeypat
     # the pooled out-of-fold scores the check used are whole-corpus nDCG@10 of the start
     start = retrieval_ndcg10(np.eye(16, dtype=np.float32), queries[:200], docs, train_qrels, mode="symmetric")
     np.testing.assert_allclose(np.sort(streamed.oof_raw), np.sort(start))
+
+
+def test_a_query_relevant_to_almost_every_document_still_trains() -> None:
+    """Fewer non-positive documents than hard negatives: the empty slots are masked, never a positive."""
+    rng = np.random.default_rng(3)
+    docs = rng.standard_normal((12, 8)).astype(np.float32)
+    queries = (docs[:6] + 0.1 * rng.standard_normal((6, 8))).astype(np.float32)
+    rows = [(0, d) for d in range(10)] + [(q, q) for q in range(1, 6)]  # query 0: 10 of 12 documents
+    qrels = Qrels.from_pairs(
+        np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.ones(len(rows)), 6, 12
+    )
+    from embedlens.training.retrieval import RetrievalObjective
+
+    obj = RetrievalObjective(queries, docs, qrels, n_hard=8)
+    first = obj.item_query == 0
+    assert (obj.r_hard.numpy()[first] <= -1e3).sum() >= 6  # at most 2 real negatives for query 0's items
+    result, _ = train_retrieval(queries, docs, qrels, TrainConfig(progress=False, folds=2, max_steps=10))
+    assert np.isfinite(result.weights).all()
+
+
+def test_train_lens_refuses_a_missing_gpu_before_embedding(monkeypatch: Any, tiny_beir: Path) -> None:
+    import torch
+
+    from embedlens.errors import EmbedlensInputError
+    from embedlens.training.workflow import train_lens
+    from tests.conftest import HashEmbedder
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base = HashEmbedder()
+    with pytest.raises(EmbedlensInputError, match="--device cuda"):
+        train_lens(tiny_beir, base, TrainConfig(progress=False, device="cuda"))
+    assert base.texts_seen == 0

@@ -79,3 +79,29 @@ def test_bad_data_fails_before_heavy_imports(tmp_path: Path, content: bytes) -> 
     assert out["rc"] == 2 and str(bad) in str(out["stderr"])
     assert out["torch"] is False and out["st"] is False  # refused before anything heavy was imported
     assert elapsed < 10  # generous on a loaded CI machine; the import check above is the real guard
+
+
+def test_several_pooling_modes_are_learnt_from_the_model(tmp_path: Path) -> None:
+    """Pooling that concatenates modes multiplies the width: the files alone do not tell the dimension."""
+    from embedlens.embedders.local import known_dim
+
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "modules.json").write_text(
+        json.dumps(
+            [
+                {"path": "", "type": "sentence_transformers.models.Transformer"},
+                {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ]
+        )  # fmt: skip
+    )
+    pooling = {
+        "word_embedding_dimension": 384,
+        "pooling_mode_mean_tokens": True,
+        "pooling_mode_cls_token": False,
+    }
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    assert known_dim(str(tmp_path)) == 384
+    (tmp_path / "1_Pooling" / "config.json").write_text(
+        json.dumps({**pooling, "pooling_mode_cls_token": True})
+    )
+    assert known_dim(str(tmp_path)) is None
