@@ -60,10 +60,10 @@ def known_dim(spec: str) -> int | None:
             cfg_file = root / str(entry.get("path", "")) / "config.json"
             if kind == "Pooling":
                 cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-                modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v is True]
-                if (
-                    len(modes) != 1
-                ):  # several modes concatenate (the width multiplies): learn it from the model
+                # several modes concatenate (the width multiplies): then learn it from the model; no flag at
+                # all is sentence-transformers' default, one mode (mean)
+                flags = [v for k, v in cfg.items() if k.startswith("pooling_mode_")]
+                if flags and sum(v is True for v in flags) != 1:
                     return None
                 dim = cfg.get("word_embedding_dimension") or cfg.get("embedding_dimension")
             elif kind == "Dense":
