@@ -201,7 +201,8 @@ def test_run_all_runs_every_bench_script() -> None:
     run_all = _run_all()
     scripts = sorted(p.name for p in (ROOT / "bench").glob("bench_*.py"))
     assert {"bench_llamaindex.py", "bench_snli_variants.py"} <= set(scripts)
-    assert set(run_all.MANUAL) <= set(scripts)  # run by hand elsewhere (the GPU machine), named with the reason
+    # scripts run by hand elsewhere (the GPU machine) are named in MANUAL with the reason
+    assert set(run_all.MANUAL) <= set(scripts)
     assert sorted(run_all.SCRIPTS) == sorted(set(scripts) - set(run_all.MANUAL))
     assert run_all.SCRIPTS.index("bench_llamaindex.py") > run_all.SCRIPTS.index("bench_quality.py")
     out = subprocess.run(
