@@ -23,7 +23,7 @@ from embedlens._arrays import l2_normalize
 from embedlens._device import resolve_device
 from embedlens.evaluation.retrieval import per_query_metrics
 from embedlens.evaluation.stats import Uplift, normal_uplift
-from embedlens.index import FlatIndex, Qrels, build_index, search, stream_top_k
+from embedlens.index import Qrels, build_index, search, stream_top_k
 from embedlens.lens import through
 from embedlens.training.config import TrainConfig
 from embedlens.training.loop import FitResult, fit, initial_matrix
@@ -165,9 +165,10 @@ class RetrievalObjective:
         pool = rng.permutation(n_docs)[:POOL_SIZE]
         # one pass over the corpus: hard negatives of every item under the raw matrix (never a known
         # positive); for a large corpus also each labelled query's raw top VAL_TOP (validation candidates)
-        self.full_validation = n_docs <= FULL_VALIDATION_DOCS
+        #: whether :meth:`scores` validates on a candidate set (then :func:`fit` rescores with :meth:`exact_scores`)
+        self.approximate = n_docs > FULL_VALIDATION_DOCS
         k_hard = max(0, min(n_hard, n_docs - 1))
-        k_mine = k_hard if self.full_validation else max(k_hard, VAL_TOP)
+        k_mine = max(k_hard, VAL_TOP) if self.approximate else k_hard
         mined = np.zeros((n, 0), dtype=np.int64)
         if k_mine:
             _, mined = stream_top_k(
@@ -182,7 +183,7 @@ class RetrievalObjective:
         mined = np.where(mined < 0, item_doc[:, None], mined)
         hard = mined[:, :k_hard]
         # the documents training and validation touch (the whole corpus when small), held once, normalised
-        if self.full_validation:
+        if not self.approximate:
             self.doc_rows = np.arange(n_docs)
         else:
             sample = rng.choice(n_docs, min(VAL_SAMPLE, n_docs), replace=False)
@@ -218,7 +219,6 @@ class RetrievalObjective:
         if device != "cpu":  # the step's tensors live on the device; validation stays in numpy
             for name in ("q_t", "d_t", "r_pool", "hard", "r_hard", "r_pos", "item_doc_t", "pool_t"):
                 setattr(self, name, getattr(self, name).to(device))
-        self._doc_index: Any = None
         self._qrels_of: dict[tuple[bytes, bool], Qrels] = {}
 
     # -- training
@@ -314,33 +314,22 @@ class RetrievalObjective:
         """Per-query nDCG@10 of query rows ``units`` through ``w``: over the whole corpus when it holds at
         most :data:`FULL_VALIDATION_DOCS` documents, else over the candidate set (judged documents, every
         labelled query's raw top :data:`VAL_TOP`, a fixed sample of :data:`VAL_SAMPLE`; see :meth:`exact_scores`)."""
-        qrels = self._units_qrels(units, exact=False)
-        if self.mode == "symmetric":
-            index = FlatIndex(w.shape[1])
-            index.add(l2_normalize(self.docs @ w), copy=False)
-        else:
-            if self._doc_index is None:
-                self._doc_index = FlatIndex(self.dim)
-                self._doc_index.add(self.docs, copy=False)  # already normalised
-            index = self._doc_index
-        ranked = search(index, self.queries[units] @ w, 10)
-        return per_query_metrics(ranked, qrels, (10,))["ndcg@10"]
-
-    @property
-    def approximate(self) -> bool:
-        """Whether :meth:`scores` validates on a candidate set (then :func:`fit` rescores with :meth:`exact_scores`)."""
-        return not self.full_validation
+        docs = (
+            l2_normalize(self.docs @ w) if self.mode == "symmetric" else self.docs
+        )  # held: already normalised
+        blocks = (docs[s : s + BLOCK_ROWS] for s in range(0, len(docs), BLOCK_ROWS))
+        return self._ndcg10(w, units, blocks, exact=False)
 
     def exact_scores(self, w: np.ndarray, units: np.ndarray) -> np.ndarray:
         """Per-query nDCG@10 of query rows ``units`` through ``w`` over the whole corpus, streamed once."""
-        mode = self.mode
-        blocks = (
-            _normalized_blocks(self._docs, project=lambda x: x @ w)
-            if mode == "symmetric"
-            else _normalized_blocks(self._docs)
-        )
+        project = (lambda x: x @ w) if self.mode == "symmetric" else None
+        return self._ndcg10(w, units, _normalized_blocks(self._docs, project=project), exact=True)
+
+    def _ndcg10(
+        self, w: np.ndarray, units: np.ndarray, blocks: Iterable[np.ndarray], *, exact: bool
+    ) -> np.ndarray:
         _, ranked = stream_top_k(l2_normalize(self.queries[units] @ w), blocks, 10)
-        return per_query_metrics(ranked, self._units_qrels(units, exact=True), (10,))["ndcg@10"]
+        return per_query_metrics(ranked, self._units_qrels(units, exact=exact), (10,))["ndcg@10"]
 
     def _units_qrels(self, units: np.ndarray, *, exact: bool) -> Qrels:
         key = (units.tobytes(), exact)
