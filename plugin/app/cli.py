@@ -561,7 +561,7 @@ def _check_data(data: Path, split: str, objective: str | None = None, cfg: Any =
 def cmd_train(args: argparse.Namespace) -> int:
     """``embedlens train``."""
     from embedlens._outputs import guard_lens_dir
-    from embedlens.app.plots import plot_validation_curve
+    from embedlens.app.plots import plot_validation_curve, prewarm
     from embedlens.training.workflow import train_lens
 
     data = _data_path(args.data)  # a readable file or directory (no symlink loop, no FIFO)
@@ -593,6 +593,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return EXIT_OK
     if not args.quiet:
         _out(f"training a {cfg.mode} lens on {data} with {embedder.name} ({embedder.dim}-d)")
+    prewarm()  # the curve's plotting library loads while the lens trains
     outcome = train_lens(data, embedder, cfg, objective=args.objective)
     out = outcome.lens.save(args.out, overwrite=args.force)
     tr = outcome.lens.metadata["training"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_cosine_histograms", "plot_metric_at_k", "plot_report", "plot_validation_curve"]
+__all__ = ["plot_cosine_histograms", "plot_metric_at_k", "plot_report", "plot_validation_curve", "prewarm"]
 
 
 def _figure() -> Any:
@@ -19,6 +19,16 @@ def _figure() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def prewarm() -> None:
+    """Import matplotlib (about a second) in a background thread while the caller trains or evaluates.
+
+    Not a daemon: an interpreter that exits meanwhile waits for the import rather than cutting it short.
+    """
+    import threading
+
+    threading.Thread(target=_figure, name="embedlens-matplotlib-import").start()
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:

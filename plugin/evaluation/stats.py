@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -98,8 +100,6 @@ def normal_uplift(delta: float, se: float, *, alpha: float) -> Uplift:
     For small ``alpha`` (a Bonferroni-corrected level) bootstrap percentiles are too few to trust;
     the standard error is (the bootstrap's standard deviation, or ``sd/√n`` of per-item differences).
     """
-    from scipy.stats import norm
-
     if not np.isfinite(delta) or not np.isfinite(se) or se <= 0:
         sig = bool(np.isfinite(delta) and delta > 0 and se == 0)
         return Uplift(
@@ -108,7 +108,7 @@ def normal_uplift(delta: float, se: float, *, alpha: float) -> Uplift:
             0.0 if sig else 1.0,
             sig,
         )
-    z = float(norm.ppf(1 - alpha / 2))
-    p = float(2 * norm.sf(abs(delta) / se))
+    z = NormalDist().inv_cdf(1 - alpha / 2)  # the stdlib's normal: no scipy import on the training path
+    p = math.erfc(abs(delta) / se / math.sqrt(2))  # two-sided; erfc keeps the far tail (1 - cdf would be 0)
     lo, hi = delta - z * se, delta + z * se
     return Uplift(float(delta), (float(lo), float(hi)), p, bool(p < alpha and lo > 0))

@@ -37,7 +37,9 @@ class TrainConfig:
         max_steps: upper bound on optimisation steps per fold; early stopping usually ends sooner.
         eval_every: steps between two validations (the step count is chosen among these checkpoints;
             ``max_steps`` when smaller).
-        patience: checkpoints without a better mean out-of-fold metric before a setting stops.
+        patience: checkpoints without a better mean out-of-fold metric (by more than the tie tolerance,
+            0.002) before a setting stops; a setting far behind an earlier one stops sooner (see
+            :mod:`embedlens.training.loop`).
         batch_size: items per step; ``None`` (default) uses the objective's (full batch for retrieval).
         loss: pair objective: ``"cosent"`` (default) or ``"mse"`` (the OpenAI cookbook's).
         temperature: retrieval objective softmax temperature.

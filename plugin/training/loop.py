@@ -10,7 +10,10 @@ validation metric; :func:`fit` knows nothing about tasks:
    train in lockstep from the identity; every ``eval_every`` steps each is scored on its held-out
    fold. The point and the step count are chosen on the mean out-of-fold metric. The identity
    (step 0) is always a candidate, so nothing worse than raw on validation is ever chosen. Points
-   within :data:`TIE_TOLERANCE` of the best count as tied, and a tie goes to the earlier point.
+   within :data:`TIE_TOLERANCE` of the best count as tied, and a tie goes to the earlier point. A point
+   stops after ``patience`` checkpoints without a gain above the tie tolerance, or as soon as it falls
+   more than :data:`RACE_MARGIN` behind what an earlier point had reached by the same step count (a
+   race: the time goes to the settings that can still win).
 3. The chosen setting ships only if its gain over the identity on the *pooled* out-of-fold scores
    (every labelled item validated once) is significant at 5 % divided by the number of candidates
    compared (grid points × checkpoints: a Bonferroni correction for the choice among them), with a
@@ -200,7 +203,15 @@ class _Run:
         self.lens = ResidualLens(obj.dim, None if rank in (None, "full") else int(rank), seed=seed).to(
             getattr(obj, "device", "cpu")
         )
-        self.opt = torch.optim.Adam(self.lens.parameters(), lr=float(hp["lr"]))
+        # Adam through torch's functional form: the same update as torch.optim.Adam, without the
+        # optimizer class, whose first call imports torch._dynamo (about 2 s of every CLI run)
+        self.lr = float(hp["lr"])
+        self._params: list[torch.Tensor] = list(self.lens.parameters())
+        self._moments = (
+            [torch.zeros_like(p) for p in self._params],
+            [torch.zeros_like(p) for p in self._params],
+        )
+        self._steps = [torch.tensor(0.0) for _ in self._params]
         self.gen = np.random.default_rng(seed)
         self.reg = float(hp.get("reg", 0.0))
         self._order = np.zeros(0, dtype=np.int64)
@@ -220,9 +231,15 @@ class _Run:
         loss = self.obj.loss(self.lens, self._batch(), self.hp, self.gen)
         if self.reg > 0:
             loss = loss + self.reg * self.lens.penalty()
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
+        import torch
+        from torch.optim.adam import adam
+
+        grads = torch.autograd.grad(loss, self._params)
+        with torch.no_grad():
+            adam(
+                self._params, list(grads), *self._moments, [], self._steps, foreach=False, amsgrad=False,
+                beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8, maximize=False,
+            )  # fmt: skip
         return float(loss.detach())
 
 
@@ -281,6 +298,8 @@ def fit(
     curves: dict[int, list[dict[str, float]]] = {}
     every = min(config.eval_every, config.max_steps)
     checkpoints = config.max_steps // every
+    # per earlier grid point: the best mean OOF metric it had reached by each checkpoint (the race's reference)
+    reached: list[list[float]] = []
     bar = tqdm(total=len(points) * checkpoints, desc=desc, disable=not config.progress, leave=False)
     for pi, hp in enumerate(points):
         runs = [
@@ -288,7 +307,8 @@ def fit(
             for f in range(k)
         ]
         curve = [{"steps": 0, "cv": cv_start}]
-        point_best, since_best = cv_start, 0
+        point_best, since_best, patience_ref = cv_start, 0, cv_start
+        best_by: list[float] = []
         at: tuple[float, int, list[np.ndarray], list[np.ndarray]] = (cv_start, 0, raw_scores, [])
         for c in range(1, checkpoints + 1):
             for run in runs:
@@ -311,14 +331,28 @@ def fit(
             bar.update(1)
             bar.set_postfix(cv=f"{cv:.4f}", best=f"{max([at[0]] + [b[0] for b in point_best_at]):.4f}")
             if cv > point_best + 1e-6:
-                point_best, since_best = cv, 0
+                point_best = cv
                 at = (cv, steps, fold_scores, matrices)
+            # patience counts checkpoints without a gain above the tie tolerance: creeping by less cannot
+            # change the choice, only the time it takes
+            if cv > patience_ref + TIE_TOLERANCE:
+                patience_ref, since_best = cv, 0
             else:
                 since_best += 1
-                if since_best >= config.patience:
-                    bar.update(checkpoints - c)
-                    break
+            best_by.append(point_best)
+            leader = max((r[min(c, len(r)) - 1] for r in reached), default=-np.inf)
+            stop = "patience" if since_best >= config.patience else None
+            margin = RACE_MARGIN * (
+                2 if c == 1 else 1
+            )  # settings differ most in speed at the first checkpoint
+            if stop is None and point_best < leader - margin:
+                stop = f"behind an earlier setting by more than {margin:g} at {steps} steps"
+            if stop is not None:
+                table[-1]["stopped"] = stop
+                bar.update(checkpoints - c)
+                break
         curves[pi] = curve
+        reached.append(best_by)
         point_best_at.append(at)
     bar.close()
     all_units = np.concatenate(units)
@@ -388,8 +422,14 @@ def fit(
 
 
 #: settings whose mean out-of-fold metric is within this of the best count as tied; a tie goes to the
-#: earlier grid point (the grids list the settings that use more training signal first).
+#: earlier grid point (the grids list the settings that use more training signal first). A gain below it
+#: does not reset the patience either.
 TIE_TOLERANCE = 0.002
+#: the race between grid points: a setting stops once its best mean out-of-fold metric is more than
+#: RACE_MARGIN (twice that at the first checkpoint, where settings differ most in speed) below what an
+#: earlier setting had reached by the same step count; a slower setting within the margin runs on, and
+#: patience still ends every setting.
+RACE_MARGIN = 0.02
 
 
 def _choose(

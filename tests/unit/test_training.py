@@ -388,3 +388,56 @@ def test_train_lens_refuses_a_missing_gpu_before_embedding(monkeypatch: Any, tin
     with pytest.raises(EmbedlensInputError, match="--device cuda"):
         train_lens(tiny_beir, base, TrainConfig(progress=False, device="cuda"))
     assert base.texts_seen == 0
+
+
+def test_fit_steps_are_torch_adam_steps() -> None:
+    """_Run's functional Adam (no optimizer class, no torch._dynamo import) is torch.optim.Adam exactly."""
+    import torch
+
+    from embedlens.training.loop import _Run
+    from embedlens.training.residual import ResidualLens
+
+    gen = np.random.default_rng(0)
+    x = torch.from_numpy(gen.standard_normal((64, 16)).astype(np.float32))
+    y = torch.from_numpy(gen.standard_normal((64, 16)).astype(np.float32))
+
+    class Obj:
+        dim, batch_size, device = 16, None, "cpu"
+
+        def loss(self, lens: ResidualLens, items: np.ndarray, hp: object, g: object) -> torch.Tensor:
+            assert lens.b is not None
+            return ((x[items] + lens.left(x[items]) @ lens.b.T - y[items]) ** 2).mean()
+
+    hp = {"lr": 0.05, "rank": 4}
+    run = _Run(Obj(), np.arange(64), hp, seed=3)  # type: ignore[arg-type]
+    ref = ResidualLens(16, 4, seed=3)
+    opt = torch.optim.Adam(ref.parameters(), lr=0.05)
+    for _ in range(7):
+        run.step()
+        loss = Obj().loss(ref, np.arange(64), hp, None)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert np.array_equal(run.lens.matrix(), ref.matrix())
+    assert not np.array_equal(ref.matrix(), np.eye(16, dtype=np.float32))  # it did move
+
+
+def test_a_setting_far_behind_an_earlier_one_stops_early() -> None:
+    """The race: a learning rate that barely moves stops after a checkpoint or two, not by patience."""
+    from embedlens.training import loop
+    from embedlens.training.retrieval import RetrievalObjective
+
+    queries, docs, qrels, _, _ = _distorted_retrieval()
+    cfg = TrainConfig(mode="symmetric", progress=False, max_steps=100, patience=3)
+    obj = RetrievalObjective(queries, docs, qrels, mode="symmetric")
+    result = loop.fit(obj, cfg, {"lr": (3e-2, 1e-7), "rank": (16,)})
+    by_lr: dict[float, list[dict[str, Any]]] = {}
+    for row in result.grid:
+        by_lr.setdefault(row["lr"], []).append(row)
+    fast, slow = by_lr[3e-2], by_lr[1e-7]
+    assert max(r["cv"] for r in fast) > result.cv_start + 2 * loop.RACE_MARGIN  # the first setting learns
+    assert len(slow) <= 2 and slow[-1]["stopped"].startswith("behind an earlier setting")
+    assert result.chosen["lr"] == 3e-2
+    # a second setting as good as the first is never stopped by the race (only by patience or max_steps)
+    same = loop.fit(obj, cfg, {"lr": (3e-2, 3e-2), "rank": (16,)})
+    assert not any(str(r.get("stopped", "")).startswith("behind") for r in same.grid)

@@ -15,7 +15,10 @@ _PROBE = """
 import json, sys
 from embedlens.app.cli import main
 rc = main(sys.argv[1:])
-print(json.dumps({"rc": rc, "st": "sentence_transformers" in sys.modules, "torch": "torch" in sys.modules}))
+print(json.dumps({
+    "rc": rc, "st": "sentence_transformers" in sys.modules, "torch": "torch" in sys.modules,
+    "slow_imports": sorted(m for m in ("torch._dynamo", "scipy.stats") if m in sys.modules),
+}))
 """
 
 
@@ -55,6 +58,8 @@ def test_warm_train_and_evaluate_never_import_the_model(tiny_beir: Path, tmp_pat
     warm = _cli("train", "--data", str(tiny_beir), "--out", str(tmp_path / "b"), *common)
     assert warm["rc"] == 0, warm["stderr"]
     assert warm["st"] is False  # every text (and the fingerprint probes) came from the cache
+    # nor what training does not need: torch.optim.Adam's first call imports torch._dynamo, scipy.stats is slow
+    assert warm["slow_imports"] == [], warm["slow_imports"]
     a = json.loads((tmp_path / "a" / "lens.json").read_text())
     b = json.loads((tmp_path / "b" / "lens.json").read_text())
     assert a["metadata"]["training"]["cv_best"] == b["metadata"]["training"]["cv_best"]
