@@ -1,11 +1,17 @@
-"""Project a large ``.npy`` file of embeddings through a lens, streamed from disk in bounded memory."""
+"""Project stored embeddings through a lens, streamed from disk in bounded memory.
+
+:func:`project_vectors` takes a ``.npy`` file, a Parquet file or a directory of Parquet files (see
+:mod:`embedlens.vector_files`) and writes any of the three; ``engine="ray"`` runs the same projection
+as a Ray Data pipeline (:mod:`embedlens.distributed`). :func:`project_npy` is the ``.npy`` to ``.npy``
+case.
+"""
 
 from __future__ import annotations
 
 import operator
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -15,7 +21,7 @@ from embedlens._arrays import read_npy_header
 from embedlens.errors import DimensionMismatchError, EmbedlensInputError
 from embedlens.lens import Lens
 
-__all__ = ["project_npy"]
+__all__ = ["project_npy", "project_vectors"]
 
 
 def project_npy(
@@ -112,7 +118,7 @@ def project_npy(
                             msg = f"{src}: file is truncated at row {start + len(buf) // row_bytes} of {n}"
                             raise EmbedlensInputError(msg)
                         batch = np.frombuffer(buf, dtype=dtype).reshape(rows, d)
-                        f_out.write(_project_batch(project, batch, src, start))
+                        f_out.write(_project_batch(project, batch, src, start).tobytes())
                         bar.update(rows)
                         if on_batch is not None:
                             on_batch(start + rows)
@@ -172,15 +178,15 @@ def _open_regular(src: Path) -> BinaryIO:
 
 def _project_batch(
     project: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, src: Path, start: int
-) -> bytes:
-    """``project(batch)`` as little-endian float32 bytes; NaN/Inf input is reported by file and row.
+) -> np.ndarray:
+    """``project(batch)`` as a C-order float32 array; NaN/Inf input is reported by file and row.
 
     Raises:
         EmbedlensInputError: naming ``src``, the first row holding NaN or Inf (0-based, in the whole
             file) and how many rows of this batch do.
     """
     try:
-        return np.ascontiguousarray(project(batch), dtype="<f4").tobytes()
+        return np.ascontiguousarray(project(batch), dtype="<f4")
     except EmbedlensInputError:
         with np.errstate(invalid="ignore", over="ignore"):
             bad = np.flatnonzero(~np.isfinite(batch.astype(np.float32)).all(axis=1))
@@ -191,3 +197,211 @@ def _project_batch(
             f"({bad.size} such row(s) among rows {start}-{start + len(batch) - 1}); nothing was written"
         )
         raise EmbedlensInputError(msg) from None
+
+
+def project_vectors(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    lens: Lens,
+    *,
+    side: str = "documents",
+    engine: str = "local",
+    ray_address: str | None = None,
+    id_column: str = "id",
+    vector_column: str = "vector",
+    batch_size: int = 65536,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``lens`` applied to every vector of ``src`` to ``dst``; every other column is carried through.
+
+    ``src`` and ``dst`` are each a ``.npy`` file, a ``.parquet`` file or a directory of Parquet files
+    (a path without either suffix). Rows keep their order and ids: a ``.npy`` input's ids are its row
+    numbers; a ``.npy`` output holds the vectors only, in input order (files of a directory by name).
+    The output appears complete or not at all: a file through a temp file and a rename, a directory
+    built beside ``dst`` and renamed into place. Only an earlier output of ours is replaced (with
+    ``overwrite``).
+
+    Args:
+        src, dst: input and output paths.
+        lens: the lens.
+        side: ``"documents"`` or ``"queries"``.
+        engine: ``"local"`` (this process, streamed in ``batch_size`` rows) or ``"ray"`` (a Ray Data
+            pipeline on the cluster at ``ray_address``, else a local Ray instance; ``dst`` must then be
+            a directory, written one Parquet file per block). Ray is the ``embedlens[ray]`` extra.
+        ray_address: a Ray cluster address (``ray://host:10001``, ``host:6379``, or ``auto``).
+        id_column, vector_column: Parquet column names (also the names written for a ``.npy`` input).
+        batch_size: rows per batch.
+        progress: progress bars.
+        overwrite: replace an earlier output of ours at ``dst``.
+
+    Raises:
+        EmbedlensInputError: a bad option, an unreadable or malformed input (naming the file, and the
+            row for bad vectors), an output that is not ours, or Ray missing (naming the extra).
+    """
+    from embedlens.vector_files import guard_output, open_vectors, output_kind
+
+    if side not in ("documents", "queries"):
+        raise EmbedlensInputError(f"side must be 'documents' or 'queries', got {side!r}")
+    if engine not in ("local", "ray"):
+        raise EmbedlensInputError(f"engine must be 'local' or 'ray', got {engine!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise EmbedlensInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    for name, value in (("id_column", id_column), ("vector_column", vector_column)):
+        if not isinstance(value, str) or not value:
+            raise EmbedlensInputError(f"{name} must be a non-empty column name, got {value!r}")
+    if id_column == vector_column:
+        raise EmbedlensInputError(f"the id and vector columns must differ, both are {id_column!r}")
+    if engine == "ray" and output_kind(dst) != "parquet-dir":
+        msg = f"output {dst}: the ray engine writes a directory of Parquet files (one per block); give a directory path"
+        raise EmbedlensInputError(msg)
+    if engine == "local" and ray_address is not None:
+        raise EmbedlensInputError("a Ray address is only used with the ray engine")
+    inputs = {"input": src, "lens": lens.path}
+    guard_output(dst, option="output", inputs=inputs, force=overwrite)
+    inp = open_vectors(src, id_column=id_column, vector_column=vector_column)
+    if inp.dim != lens.d_in:
+        msg = f"{inp.path}: vectors have {inp.dim} values but the lens expects {lens.d_in}"
+        raise DimensionMismatchError(msg)
+    if engine == "ray":
+        from embedlens.distributed import project_on_ray
+
+        return project_on_ray(
+            inp, Path(dst), lens, side=side, address=ray_address, batch_size=batch_size, progress=progress
+        )
+    if inp.kind == "npy" and output_kind(dst) == "npy":
+        return project_npy(
+            src, dst, lens, side=side, batch_size=batch_size, progress=progress, overwrite=overwrite
+        )
+    return _project_local(inp, Path(dst), lens, side=side, batch_size=batch_size, progress=progress)
+
+
+def _batches(inp: Any, batch_size: int) -> Iterator[tuple[Path, int, Any, np.ndarray]]:
+    """``(file, first row in that file, Arrow table or None, (rows, d) vectors)`` in input order."""
+    from embedlens.vector_files import iter_npy_rows, table_vectors
+
+    if inp.kind == "npy":
+        for start, x in iter_npy_rows(inp, batch_size):
+            yield inp.path, start, None, x
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for f in inp.files:
+        start = 0
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
+            table = pa.Table.from_batches([batch])
+            x = table_vectors(
+                table, inp.vector_column, inp.dim, where=str(f), first_row=start, id_column=inp.id_column
+            )
+            yield f, start, table, x
+            start += len(table)
+
+
+def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: int, progress: bool) -> Path:
+    """Stream ``inp`` through the lens into ``dst`` (``.npy``, ``.parquet`` or a Parquet directory)."""
+    from tqdm.auto import tqdm
+
+    from embedlens._atomic import atomic_write_dir, unique_temp_file
+    from embedlens.vector_files import (
+        is_fixed,
+        output_kind,
+        schema_metadata,
+        still_ours,
+        with_vectors,
+        write_manifest,
+    )
+
+    project = lens.project_documents if side == "documents" else lens.project_queries
+    out_dim = lens.doc_dim if side == "documents" else lens.d_out
+    kind = output_kind(dst)
+    fixed = is_fixed(inp)
+    info = {
+        "side": side,
+        "engine": "local",
+        "rows": inp.n,
+        "dim": out_dim,
+        "lens_sha256": lens.weights_sha256,
+    }
+
+    def tables() -> Iterator[tuple[Path, Any]]:
+        """(input file, projected Arrow table) in order."""
+        import pyarrow as pa
+
+        for f, start, table, x in _batches(inp, batch_size):
+            y = _project_batch(project, x, f, start)
+            if table is None:  # a .npy input: ids are row numbers
+                ids = pa.array(np.arange(start, start + len(y), dtype=np.int64))
+                table = pa.table({inp.id_column: ids})
+            yield f, with_vectors(table, inp.vector_column, y, fixed=fixed)
+            bar.update(len(y))
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=inp.n, desc=f"projecting {inp.path.name}", unit="vec", disable=not progress, leave=False)
+    try:
+        if kind == "npy":
+            fd, tmp = unique_temp_file(dst)
+            try:
+                with os.fdopen(fd, "wb") as f_out:
+                    np.lib.format.write_array_header_2_0(
+                        f_out, {"descr": "<f4", "fortran_order": False, "shape": (inp.n, out_dim)}
+                    )
+                    for f, start, _, x in _batches(inp, batch_size):
+                        f_out.write(_project_batch(project, x, f, start).tobytes())
+                        bar.update(len(x))
+                    f_out.flush()
+                    os.fsync(f_out.fileno())
+                os.replace(tmp, dst)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return dst
+        import pyarrow.parquet as pq
+
+        if kind == "parquet":
+            fd, tmp = unique_temp_file(dst)
+            os.close(fd)
+            try:
+                _write_parquet(pq, tmp, (t for _, t in tables()), schema_metadata(info))
+                os.replace(tmp, dst)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return dst
+
+        def fill(directory: Path) -> None:
+            """One output file per input file (a .npy input: one part), then the manifest."""
+            names = {f: f"part-{i:05d}.parquet" for i, f in enumerate(inp.files)}
+            current: Path | None = None
+            group: list[Any] = []
+            for f, table in tables():
+                if current is not None and f != current:
+                    _write_parquet(pq, directory / names[current], iter(group), schema_metadata(info))
+                    group = []
+                current = f
+                group.append(table)
+            if current is not None:
+                _write_parquet(pq, directory / names[current], iter(group), schema_metadata(info))
+            write_manifest(directory, info)
+
+        return atomic_write_dir(dst, fill, check=still_ours)
+    finally:
+        end_progress_bar(bar)
+
+
+def _write_parquet(pq: Any, path: Path, tables: Iterator[Any], metadata: dict[bytes, bytes]) -> None:
+    """Write Arrow tables (one schema) to one Parquet file, fsynced; the schema carries ``metadata``."""
+    writer = None
+    try:
+        for table in tables:
+            if writer is None:
+                schema = table.schema.with_metadata({**(table.schema.metadata or {}), **metadata})
+                writer = pq.ParquetWriter(str(path), schema)
+            writer.write_table(table.replace_schema_metadata(writer.schema.metadata))
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise EmbedlensInputError(f"{path}: nothing to write (the input holds no rows)")
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())

@@ -195,6 +195,22 @@ def _check_device(args: argparse.Namespace) -> None:
         resolve_device(args.device)
 
 
+def _scale_out_options(p: argparse.ArgumentParser, *, vectors: bool) -> None:
+    p.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="local (default) or a Ray cluster"
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --engine ray: the cluster (host:port, ray://host:port or auto); default: start a local one",
+    )
+    if vectors:
+        p.add_argument("--id-column", default="id", metavar="NAME", help="Parquet id column (default id)")
+    p.add_argument(
+        "--vector-column", default="vector", metavar="NAME", help="Parquet vector column (default vector)"
+    )
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", metavar="DIR", help="embedding cache directory (default: user cache dir)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
@@ -337,17 +353,41 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--force", action="store_true", help="replace an existing --json report, nothing else")
     _common(d)
 
-    pj = sub.add_parser("project", help="apply a lens to a large .npy file of vectors, streamed from disk")
-    pj.add_argument("--lens", required=True, metavar="LENS_DIR")
-    pj.add_argument("--input", required=True, help=".npy file, shape (n, d_in) float32")
-    pj.add_argument("--output", required=True, help=".npy file to write (atomically)")
-    pj.add_argument(
-        "--force", action="store_true", help="replace an existing --output .npy written by project"
+    pj = sub.add_parser(
+        "project", help="apply a lens to stored vectors (.npy or Parquet), streamed, locally or on Ray"
     )
+    pj.add_argument("--lens", required=True, metavar="LENS_DIR")
+    pj.add_argument(
+        "--input", required=True, help=".npy file (n, d_in), .parquet file, or a directory of .parquet files"
+    )
+    pj.add_argument(
+        "--output",
+        required=True,
+        help="where to write (atomically): a .npy file, a .parquet file, or a directory (one Parquet file per "
+        "block with --engine ray)",
+    )
+    pj.add_argument("--force", action="store_true", help="replace an earlier --output written by project")
     pj.add_argument("--side", choices=["documents", "queries"], default="documents")
+    _scale_out_options(pj, vectors=True)
     pj.add_argument("--batch-size", type=_batch_rows, default=65536)
     pj.add_argument("--debug", action="store_true")
     pj.add_argument("--quiet", action="store_true", help="print only the result and errors")
+
+    em = sub.add_parser(
+        "embed", help="embed a Parquet text column with the base model (and a lens), locally or on Ray"
+    )
+    em.add_argument("--input", required=True, help=".parquet file or a directory of .parquet files")
+    em.add_argument("--text-column", required=True, metavar="NAME", help="the column of texts to embed")
+    em.add_argument("--output", required=True, help="a .parquet file, or a directory (atomically written)")
+    em.add_argument("--lens", metavar="LENS_DIR", help="apply this lens to the vectors (as documents)")
+    em.add_argument(
+        "--model", type=_model_spec, metavar="NAME_OR_PATH", help="base model (default: the lens's, else "
+        "all-MiniLM-L6-v2)",
+    )  # fmt: skip
+    em.add_argument("--force", action="store_true", help="replace an earlier --output written by embed")
+    _scale_out_options(em, vectors=False)
+    em.add_argument("--batch-size", type=_int_at_least(1, 1_000_000), default=256, help="texts per batch")
+    _common(em)
 
     x = sub.add_parser(
         "export",
@@ -797,26 +837,81 @@ def cmd_reproject(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_engine(args: argparse.Namespace) -> None:
+    """``--engine``/``--ray-address`` checked before any work (Ray itself only when it will be used)."""
+    from embedlens.vector_files import output_kind
+
+    if args.engine == "local":
+        if args.ray_address is not None:
+            raise EmbedlensInputError("--ray-address is only used with --engine ray")
+        return
+    from embedlens.distributed import check_ray_address, require_ray
+
+    check_ray_address(args.ray_address)
+    if output_kind(args.output) != "parquet-dir":
+        raise EmbedlensInputError(
+            f"--output {args.output}: --engine ray writes a directory of Parquet files (one per block); "
+            "give a path without .npy or .parquet"
+        )
+    require_ray()  # names the extra when Ray is missing
+
+
 def cmd_project(args: argparse.Namespace) -> int:
     """``embedlens project``."""
-    from embedlens._outputs import guard_file, npy_problem
     from embedlens.lens import load_lens
-    from embedlens.project import project_npy
+    from embedlens.project import project_vectors
+    from embedlens.vector_files import guard_output
 
     if args.batch_size < 1:  # every option before any work
         raise EmbedlensInputError(f"--batch-size must be an integer >= 1, got {args.batch_size}")
+    _check_engine(args)
     inputs = {"--input": args.input, "--lens": args.lens}
-    guard_file(args.output, option="--output", ours=npy_problem, inputs=inputs, force=args.force)
-    out = project_npy(
+    guard_output(args.output, option="--output", inputs=inputs, force=args.force)
+    out = project_vectors(
         args.input,
         args.output,
         load_lens(args.lens),
         side=args.side,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        id_column=args.id_column,
+        vector_column=args.vector_column,
         batch_size=args.batch_size,
         progress=not args.quiet,
         overwrite=args.force,
     )
     _out(f"projected {args.input} -> {out}")
+    return EXIT_OK
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """``embedlens embed``."""
+    from embedlens.embed_table import embed_table
+    from embedlens.lens import load_lens
+    from embedlens.vector_files import guard_output
+
+    _check_engine(args)
+    _check_device(args)
+    inputs = {"--input": args.input, "--lens": args.lens}
+    guard_output(args.output, option="--output", inputs=inputs, force=args.force)
+    lens = None if args.lens is None else load_lens(args.lens)
+    model = args.model or (lens.base_model if lens is not None else None)
+    _check_model_option(model)
+    out = embed_table(
+        args.input,
+        args.output,
+        model=model,
+        lens=lens,
+        text_column=args.text_column,
+        vector_column=args.vector_column,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        embedder=_embedder(args, model) if args.engine == "local" else None,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        overwrite=args.force,
+    )
+    _out(f"embedded {args.input} [{args.text_column}] -> {out}")
     return EXIT_OK
 
 
@@ -835,6 +930,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
+    "embed": cmd_embed,
     "export": cmd_export,
     "project": cmd_project,
     "train": cmd_train,
