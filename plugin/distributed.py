@@ -14,7 +14,9 @@ A cluster's workers must be able to import embedlens and read the input and writ
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,8 +35,14 @@ EXTRA = "embedlens[ray]"
 _ADDRESS = re.compile(r"^(auto|local|ray://[A-Za-z0-9.\-\[\]:]+:\d{1,5}|[A-Za-z0-9.\-\[\]:]+:\d{1,5})$")
 
 
-def require_ray() -> Any:
-    """The ``ray`` module (with Ray Data), or an input error that names the extra to install."""
+def require_ray(address: str | None = None) -> Any:
+    """The ``ray`` module (with Ray Data), or an input error that names the extra to install.
+
+    For a local instance (``address`` None or ``local``) Ray is first told to stay on loopback (its
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, unless set): a one-machine job exposes no port to the network.
+    """
+    if address in (None, "local") and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
         import ray.data
@@ -56,7 +64,7 @@ def check_ray_address(address: str | None, option: str = "--ray-address") -> Non
 @contextlib.contextmanager
 def _connected(address: str | None, *, quiet: bool = False) -> Iterator[Any]:
     """Ray connected to ``address`` (a new local instance when None); disconnected after if we connected."""
-    ray = require_ray()
+    ray = require_ray(address)
     ours = not ray.is_initialized()
     if ours:
         try:
@@ -229,7 +237,7 @@ def project_on_ray(
     from embedlens.vector_files import is_fixed
 
     check_ray_address(address)
-    require_ray()
+    require_ray(address)
     out_dim = lens.doc_dim if side == "documents" else lens.d_out
     with _connected(address, quiet=not progress) as ray:
         _data_context(ray, progress)
@@ -285,7 +293,7 @@ def embed_on_ray(
 ) -> Path:
     """:func:`embedlens.embed_table.embed_table` with ``engine="ray"`` (inputs already checked there)."""
     check_ray_address(address)
-    require_ray()
+    require_ray(address)
     packed = None
     if lens is not None:
         packed = {

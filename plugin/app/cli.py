@@ -853,7 +853,7 @@ def _check_engine(args: argparse.Namespace) -> None:
             f"--output {args.output}: --engine ray writes a directory of Parquet files (one per block); "
             "give a path without .npy or .parquet"
         )
-    require_ray()  # names the extra when Ray is missing
+    require_ray(args.ray_address)  # names the extra when Ray is missing
 
 
 def cmd_project(args: argparse.Namespace) -> int:

@@ -62,7 +62,7 @@ def test_import_loads_numpy_only_and_the_common_path_is_top_level() -> None:
 
     code = (
         "import sys, embedlens\n"
-        "heavy = {'torch', 'faiss', 'chromadb', 'langchain_core', 'scipy', 'sentence_transformers', 'openai'}\n"
+        "heavy = {'torch', 'faiss', 'chromadb', 'langchain_core', 'scipy', 'sentence_transformers', 'openai', 'ray', 'pyarrow'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
         "from embedlens import TrainConfig, evaluate_lens, open_embedder, train_lens\n"
         "print(TrainConfig().mode, train_lens.__module__, evaluate_lens.__module__, open_embedder.__module__)\n"
