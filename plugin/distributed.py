@@ -1,14 +1,18 @@
 """Ray Data pipelines: project stored vectors, or embed a text column, across a Ray cluster.
 
-The ``embedlens[ray]`` extra; the rest of embedlens never imports Ray. Each pipeline reads the input
-in blocks, runs one ``map_batches`` stage on an actor pool (the lens, and for ``embed`` the base
-model, are loaded once per actor: the lens goes through the object store once) and writes one
-Parquet file per block into a directory built beside the output and renamed into place when every
-block is written, so a failed or killed job leaves no partial output. Blocks keep their input order
-(``preserve_order``), so the rows and ids match the local engine's.
+The ``embedlens[ray]`` extra; the rest of embedlens never imports Ray.
 
-A cluster's workers must be able to import embedlens and read the input and write the output path
-(a shared file system on a multi-node cluster).
+A job is a Ray Data dataset of *blocks* named by their place in the input (a Parquet file's row
+group, or a ``.npy`` row range) and one ``map_batches`` stage on an actor pool: each actor loads the
+lens (and for ``embed`` the base model) once, then reads its blocks with pyarrow, projects them and
+writes each to ``part-<file>-<block>.parquet`` through a temp file and a rename. A block retried after
+a killed worker rewrites the same file, so the output never holds a block twice or out of order:
+sorted by name, the files are the input's rows in order, ids included. The files go into a directory
+built beside the output; it is checked (every block once, every row counted) and renamed into place,
+so a failed job leaves no partial output.
+
+A cluster's workers must be able to import embedlens, read the input and write beside the output (a
+shared file system on a multi-node cluster).
 """
 
 from __future__ import annotations
@@ -89,134 +93,211 @@ def _data_context(ray: Any, progress: bool) -> None:
     if not progress:  # quiet: Ray Data's per-run notices go too
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # blocks in input order: rows match the local engine
     ctx.enable_progress_bars = progress
     ctx.print_on_execution_start = False
 
 
+_WORKER_ERROR = re.compile(r"^embedlens\.errors\.\w+: (.+)$", re.MULTILINE)
+
+
 def _cause(e: BaseException) -> EmbedlensInputError | None:
-    """The input error a worker raised, from under Ray's wrappers (or None)."""
+    """The input error a worker raised (a bad row, a lens that does not fit), from under Ray's wrappers.
+
+    Ray Data hands back a ``UserCodeException`` that keeps the worker's error only as traceback text;
+    the last ``embedlens.errors.<Error>: message`` line there is ours.
+    """
     seen: set[int] = set()
     stack: list[BaseException | None] = [e]
+    found: list[str] = []
     while stack:
         err = stack.pop()
         if err is None or id(err) in seen:
             continue
         seen.add(id(err))
-        if isinstance(err, EmbedlensInputError):
-            return EmbedlensInputError(str(err).splitlines()[-1] if "\n" in str(err) else str(err))
+        if isinstance(err, EmbedlensInputError) and "\n" not in str(err):
+            return err
+        found += _WORKER_ERROR.findall(str(err))
         cause = getattr(err, "cause", None)
         stack += [err.__cause__, err.__context__, cause if isinstance(cause, BaseException) else None]
-    return None
-
-
-class _PartNames:
-    """Output file names ``part-<write task>-<write id>.parquet``: sorted by name, they are in input order."""
-
-    def __new__(cls) -> Any:  # a FilenameProvider subclass, built lazily (Ray is optional)
-        from ray.data.datasource import FilenameProvider
-
-        class PartNames(FilenameProvider):  # type: ignore[misc]
-            def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-                return f"part-{task_index:06d}-{write_uuid}.parquet"
-
-        return PartNames()
-
-
-class _Project:
-    """The map stage: one lens per actor, from the object store; Arrow batches in, Arrow batches out."""
-
-    def __init__(
-        self, packed: tuple[np.ndarray, str, bool], side: str, vector_column: str, id_column: str, dim: int,
-        fixed: bool,
-    ) -> None:  # fmt: skip
-        from embedlens.lens import Lens
-
-        weights, mode, normalize = packed
-        self.lens = Lens(weights, mode=mode, normalize=normalize)  # type: ignore[arg-type]
-        self.project = self.lens.project_documents if side == "documents" else self.lens.project_queries
-        self.vector_column, self.id_column, self.dim, self.fixed = vector_column, id_column, dim, fixed
-
-    def __call__(self, table: Any) -> Any:
-        from embedlens.vector_files import row_name, table_vectors, with_vectors
-
-        path = _batch_path(table)
-        where = path or "input"
-        if path is not None:
-            table = table.drop_columns(["path"])
-        x = table_vectors(
-            table, self.vector_column, self.dim, where=where, first_row=None, id_column=self.id_column
-        )
-        try:
-            y = self.project(x)
-        except EmbedlensInputError:
-            bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
-            raise EmbedlensInputError(
-                f"{where}: {row_name(table, bad, None, self.id_column)} holds NaN or Inf; nothing was written"
-            ) from None
-        return with_vectors(table, self.vector_column, y, fixed=self.fixed)
-
-
-def _batch_path(table: Any) -> str | None:
-    if "path" not in table.column_names or not len(table):
-        return None
-    return str(table.column("path")[0].as_py())
-
-
-def _read_npy_rows(batch: dict[str, np.ndarray], path: str, id_column: str, vector_column: str) -> Any:
-    """Row ranges of a ``.npy`` input (the file shared with every worker) as Arrow; ids are row numbers."""
-    import pyarrow as pa
-
-    from embedlens.vector_files import with_vectors
-
-    x = np.load(path, mmap_mode="r", allow_pickle=False)
-    tables = []
-    for start, stop in zip(batch["start"], batch["stop"], strict=True):
-        ids = pa.array(np.arange(int(start), int(stop), dtype=np.int64))
-        rows = np.asarray(x[int(start) : int(stop)], dtype=np.float32)
-        tables.append(with_vectors(pa.table({id_column: ids}), vector_column, rows, fixed=True))
-    return pa.concat_tables(tables)
-
-
-def _read(ray: Any, inp: VectorInput, batch_size: int) -> Any:
-    if inp.kind == "npy":
-        starts = np.arange(0, inp.n, batch_size, dtype=np.int64)
-        ranges = [{"start": int(s), "stop": int(min(s + batch_size, inp.n))} for s in starts]
-        return ray.data.from_items(ranges, override_num_blocks=max(1, len(ranges))).map_batches(
-            _read_npy_rows, fn_args=(str(inp.path.resolve()), inp.id_column, inp.vector_column), batch_size=1,
-            batch_format="numpy",
-        )  # fmt: skip
-    return ray.data.read_parquet(
-        [str(f.resolve()) for f in inp.files], include_paths=True, file_extensions=None
-    )
+    return EmbedlensInputError(found[-1]) if found else None
 
 
 def _pool(ray: Any, most: int | None = None) -> Any:
     """The map stage's actor pool: from one actor up to ``most`` (default one per CPU of the cluster) as
-    CPUs are free (a pool that held every CPU from the start would leave none to read the input)."""
+    CPUs are free."""
     most = most or max(1, int(ray.cluster_resources().get("CPU", 1)))
     return ray.data.ActorPoolStrategy(min_size=1, max_size=most)
 
 
-def _write(ray: Any, ds: Any, dst: Path, info: dict[str, Any], rows: int | None) -> Path:
-    """Write ``ds`` as Parquet parts into a directory renamed to ``dst`` once complete and counted."""
+def part_name(file_index: int, block: int) -> str:
+    """The output file of one input block: sorted by name, the parts are in input order."""
+    return f"part-{file_index:05d}-{block:06d}.parquet"
+
+
+def _blocks(files: list[Path], *, npy_rows: int | None, batch_size: int) -> list[dict[str, Any]]:
+    """The job's blocks: every row group of every Parquet file, or ``batch_size`` row ranges of a .npy."""
+    if npy_rows is not None:
+        return [
+            {
+                "file": 0,
+                "block": b,
+                "path": str(files[0].resolve()),
+                "start": s,
+                "stop": min(s + batch_size, npy_rows),
+            }
+            for b, s in enumerate(range(0, npy_rows, batch_size))
+        ]
+    import pyarrow.parquet as pq
+
+    out = []
+    for f, path in enumerate(files):
+        meta = pq.ParquetFile(path).metadata
+        start = 0
+        for g in range(meta.num_row_groups):
+            rows = meta.row_group(g).num_rows
+            out.append(
+                {"file": f, "block": g, "path": str(path.resolve()), "start": start, "stop": start + rows}
+            )
+            start += rows
+    return out
+
+
+class _BlockWriter:
+    """What every map stage shares: read a block, transform it, write its part file atomically."""
+
+    directory: str
+
+    def _read(self, block: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _transform(self, table: Any, block: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import pyarrow.parquet as pq
+
+        names, rows = [], []
+        for i in range(len(batch["file"])):
+            block = {
+                key: batch[key][i].item() if hasattr(batch[key][i], "item") else batch[key][i]
+                for key in batch
+            }
+            table = self._transform(self._read(block), block)
+            name = part_name(int(block["file"]), int(block["block"]))
+            final = os.path.join(self.directory, name)
+            tmp = f"{final}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+            pq.write_table(table, tmp)
+            os.replace(tmp, final)  # a retried block replaces the same file whole
+            names.append(name)
+            rows.append(len(table))
+        return {"name": np.array(names, dtype=object), "rows": np.array(rows, dtype=np.int64)}
+
+
+class _Project(_BlockWriter):
+    """Project one block per call: one lens per actor."""
+
+    def __init__(
+        self, directory: str, packed: tuple[np.ndarray, str, bool], side: str, columns: tuple[str, str],
+        dim: int, fixed: bool, npy: bool,
+    ) -> None:  # fmt: skip
+        from embedlens.lens import Lens
+
+        weights, mode, normalize = packed
+        lens = Lens(weights, mode=mode, normalize=normalize)  # type: ignore[arg-type]
+        self.project = lens.project_documents if side == "documents" else lens.project_queries
+        self.directory, (self.id_column, self.vector_column) = directory, columns
+        self.dim, self.fixed, self.npy = dim, fixed, npy
+        self.metadata = None
+
+    def _read(self, block: dict[str, Any]) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from embedlens.vector_files import with_vectors
+
+        if self.npy:  # ids are row numbers
+            x = np.load(block["path"], mmap_mode="r", allow_pickle=False)
+            rows = np.asarray(x[block["start"] : block["stop"]], dtype=np.float32)
+            ids = pa.table({self.id_column: np.arange(block["start"], block["stop"], dtype=np.int64)})
+            return with_vectors(ids, self.vector_column, rows, fixed=True)
+        return pq.ParquetFile(block["path"]).read_row_group(block["block"])
+
+    def _transform(self, table: Any, block: dict[str, Any]) -> Any:
+        from embedlens.project import _project_batch
+        from embedlens.vector_files import table_vectors, with_vectors
+
+        where, start = block["path"], int(block["start"])
+        x = table_vectors(
+            table, self.vector_column, self.dim, where=where, first_row=start, id_column=self.id_column
+        )
+        y = _project_batch(self.project, x, Path(where), start, table=table, id_column=self.id_column)
+        return with_vectors(table, self.vector_column, y, fixed=self.fixed)
+
+
+class _Embed(_BlockWriter):
+    """Embed one block per call: the base model (no cache) and the lens, once per actor; the lens is
+    checked against the model there (dimension, fingerprint) before any text is embedded."""
+
+    def __init__(
+        self, directory: str, model: str | None, packed: dict[str, Any] | None, text_column: str,
+        vector_column: str,
+    ) -> None:  # fmt: skip
+        from embedlens.cache import open_embedder
+        from embedlens.lens import Lens
+
+        self.directory = directory
+        self.embedder = open_embedder(model, no_cache=True)
+        self.embedder.progress = False  # type: ignore[attr-defined]
+        self.lens = None if packed is None else Lens(**packed)
+        if self.lens is not None:
+            self.lens.check_embedder(self.embedder)
+        self.text_column, self.vector_column = text_column, vector_column
+
+    def _read(self, block: dict[str, Any]) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(block["path"]).read_row_group(block["block"])
+
+    def _transform(self, table: Any, block: dict[str, Any]) -> Any:
+        from embedlens.vector_files import table_texts, with_vectors
+
+        texts = table_texts(table, self.text_column, where=block["path"], first_row=int(block["start"]))
+        x = self.embedder.embed(texts)
+        y = x if self.lens is None else self.lens.project_documents(x)
+        return with_vectors(table, self.vector_column, y, fixed=True)
+
+
+def _run(
+    ray: Any, blocks: list[dict[str, Any]], stage: type, args: tuple[Any, ...], dst: Path, info: dict[str, Any],
+    rows: int, *, most: int | None = None,
+) -> Path:  # fmt: skip
+    """Run ``stage`` over ``blocks`` into a directory renamed to ``dst`` once every block is written once."""
     import pyarrow.parquet as pq
 
     from embedlens._atomic import atomic_write_dir
     from embedlens.vector_files import still_ours, write_manifest
 
     def fill(directory: Path) -> None:
+        ds = ray.data.from_items(blocks, override_num_blocks=max(1, len(blocks))).map_batches(
+            stage, fn_constructor_args=(str(directory.resolve()), *args), batch_size=1, batch_format="numpy",
+            compute=_pool(ray, most),
+        )  # fmt: skip
         try:
-            ds.write_parquet(str(directory), filename_provider=_PartNames())
+            done = ds.take_all()
         except Exception as e:
             cause = _cause(e)
             if cause is not None:
                 raise cause from None
             raise
-        parts = sorted(directory.glob("*.parquet"))
-        written = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
-        if rows is not None and written != rows:
-            msg = f"the Ray job wrote {written} rows but the input holds {rows}; nothing was kept"
+        for leftover in directory.iterdir():  # the temp file of a worker killed mid-write
+            if leftover.suffix != ".parquet":
+                leftover.unlink()
+        expected = sorted(part_name(b["file"], b["block"]) for b in blocks)
+        names = sorted({d["name"] for d in done})
+        parts = sorted(p.name for p in directory.glob("*.parquet"))
+        written = sum(pq.ParquetFile(directory / n).metadata.num_rows for n in parts)
+        if names != expected or parts != expected or written != rows:
+            msg = f"the Ray job wrote {len(parts)} of {len(expected)} blocks, {written} of {rows} rows; nothing was kept"
             raise RuntimeError(msg)
         write_manifest(directory, {**info, "rows": written, "files": len(parts)})
 
@@ -238,46 +319,15 @@ def project_on_ray(
 
     check_ray_address(address)
     require_ray(address)
+    npy = inp.kind == "npy"
+    blocks = _blocks(inp.files, npy_rows=inp.n if npy else None, batch_size=batch_size)
     out_dim = lens.doc_dim if side == "documents" else lens.d_out
+    packed = (lens.weights, lens.mode, lens.normalize)  # sent once per actor, which keeps its Lens
+    args = (packed, side, (inp.id_column, inp.vector_column), inp.dim, is_fixed(inp), npy)
+    info = {"side": side, "engine": "ray", "dim": out_dim, "lens_sha256": lens.weights_sha256}
     with _connected(address, quiet=not progress) as ray:
         _data_context(ray, progress)
-        packed = (lens.weights, lens.mode, lens.normalize)  # sent once per actor, which keeps its Lens
-        ds = _read(ray, inp, batch_size).map_batches(
-            _Project,
-            fn_constructor_args=(packed, side, inp.vector_column, inp.id_column, inp.dim, is_fixed(inp)),
-            batch_size=batch_size, batch_format="pyarrow", compute=_pool(ray),
-        )  # fmt: skip
-        info = {"side": side, "engine": "ray", "dim": out_dim, "lens_sha256": lens.weights_sha256}
-        return _write(ray, ds, dst, info, inp.n)
-
-
-class _Embed:
-    """The embed stage: the base model (no cache) and the lens, once per actor; the lens is checked
-    against the model there (dimension, fingerprint) before any text is embedded."""
-
-    def __init__(
-        self, model: str | None, packed: dict[str, Any] | None, text_column: str, vector_column: str
-    ) -> None:
-        from embedlens.cache import open_embedder
-        from embedlens.lens import Lens
-
-        self.embedder = open_embedder(model, no_cache=True)
-        self.embedder.progress = False  # type: ignore[attr-defined]
-        self.lens = None if packed is None else Lens(**packed)
-        if self.lens is not None:
-            self.lens.check_embedder(self.embedder)
-        self.text_column, self.vector_column = text_column, vector_column
-
-    def __call__(self, table: Any) -> Any:
-        from embedlens.vector_files import table_texts, with_vectors
-
-        path = _batch_path(table)
-        if path is not None:
-            table = table.drop_columns(["path"])
-        texts = table_texts(table, self.text_column, where=path or "input", first_row=None)
-        x = self.embedder.embed(texts)
-        y = x if self.lens is None else self.lens.project_documents(x)
-        return with_vectors(table, self.vector_column, y, fixed=True)
+        return _run(ray, blocks, _Project, args, dst, info, inp.n)
 
 
 def embed_on_ray(
@@ -288,10 +338,12 @@ def embed_on_ray(
     lens: Lens | None,
     vector_column: str,
     address: str | None,
-    batch_size: int,
     progress: bool,
 ) -> Path:
-    """:func:`embedlens.embed_table.embed_table` with ``engine="ray"`` (inputs already checked there)."""
+    """:func:`embedlens.embed_table.embed_table` with ``engine="ray"`` (inputs already checked there).
+
+    A block is a row group of the input; the model batches its texts as it does locally.
+    """
     check_ray_address(address)
     require_ray(address)
     packed = None
@@ -300,17 +352,11 @@ def embed_on_ray(
             "weights": lens.weights, "mode": lens.mode, "normalize": lens.normalize, "metadata": lens.metadata,
             "fingerprint": lens.fingerprint,
         }  # fmt: skip
+    blocks = _blocks(inp.files, npy_rows=None, batch_size=1)
+    info = {
+        "side": "documents", "engine": "ray", "model": model,
+        "lens_sha256": None if lens is None else lens.weights_sha256,
+    }  # fmt: skip
     with _connected(address, quiet=not progress) as ray:
         _data_context(ray, progress)
-        ds = ray.data.read_parquet(
-            [str(f.resolve()) for f in inp.files], include_paths=True, file_extensions=None
-        )
-        ds = ds.map_batches(
-            _Embed, fn_constructor_args=(model, packed, inp.text_column, vector_column), batch_size=batch_size,
-            batch_format="pyarrow", compute=_pool(ray),
-        )  # fmt: skip
-        info = {
-            "side": "documents", "engine": "ray", "model": model,
-            "lens_sha256": None if lens is None else lens.weights_sha256,
-        }  # fmt: skip
-        return _write(ray, ds, dst, info, inp.n)
+        return _run(ray, blocks, _Embed, (model, packed, inp.text_column, vector_column), dst, info, inp.n)

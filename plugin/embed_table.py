@@ -48,7 +48,7 @@ def embed_table(
         engine: ``"local"`` or ``"ray"`` (the ``embedlens[ray]`` extra).
         ray_address: a Ray cluster address (None: a local Ray instance).
         embedder: the local engine's embedder (default ``open_embedder(model)``, with the user cache).
-        batch_size: texts per batch.
+        batch_size: texts per batch (local engine; on Ray a block is a Parquet row group).
         progress: progress bars.
         overwrite: replace an earlier output of ours.
 
@@ -80,7 +80,7 @@ def embed_table(
 
         return embed_on_ray(
             inp, Path(dst), model=model, lens=lens, vector_column=vector_column, address=ray_address,
-            batch_size=batch_size, progress=progress,
+            progress=progress,
         )  # fmt: skip
     if embedder is None:
         from embedlens.cache import open_embedder

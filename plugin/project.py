@@ -177,7 +177,13 @@ def _open_regular(src: Path) -> BinaryIO:
 
 
 def _project_batch(
-    project: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, src: Path, start: int
+    project: Callable[[np.ndarray], np.ndarray],
+    batch: np.ndarray,
+    src: Path,
+    start: int,
+    *,
+    table: Any = None,
+    id_column: str | None = None,
 ) -> np.ndarray:
     """``project(batch)`` as a C-order float32 array; NaN/Inf input is reported by file and row.
 
@@ -192,8 +198,11 @@ def _project_batch(
             bad = np.flatnonzero(~np.isfinite(batch.astype(np.float32)).all(axis=1))
         if not bad.size:
             raise
+        ident = ""
+        if table is not None and id_column is not None and id_column in table.column_names:
+            ident = f", id {table.column(id_column)[int(bad[0])].as_py()!r},"
         msg = (
-            f"{src}: row {start + int(bad[0])} (0-based) holds NaN or Inf "
+            f"{src}: row {start + int(bad[0])} (0-based){ident} holds NaN or Inf "
             f"({bad.size} such row(s) among rows {start}-{start + len(batch) - 1}); nothing was written"
         )
         raise EmbedlensInputError(msg) from None
@@ -231,7 +240,7 @@ def project_vectors(
             a directory, written one Parquet file per block). Ray is the ``embedlens[ray]`` extra.
         ray_address: a Ray cluster address (``ray://host:10001``, ``host:6379``, or ``auto``).
         id_column, vector_column: Parquet column names (also the names written for a ``.npy`` input).
-        batch_size: rows per batch.
+        batch_size: rows per batch (on Ray a block is a Parquet row group, or ``batch_size`` rows of a .npy).
         progress: progress bars.
         overwrite: replace an earlier output of ours at ``dst``.
 
@@ -329,7 +338,7 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
         import pyarrow as pa
 
         for f, start, table, x in _batches(inp, batch_size):
-            y = _project_batch(project, x, f, start)
+            y = _project_batch(project, x, f, start, table=table, id_column=inp.id_column)
             if table is None:  # a .npy input: ids are row numbers
                 ids = pa.array(np.arange(start, start + len(y), dtype=np.int64))
                 table = pa.table({inp.id_column: ids})

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from tests.support.chroma_server import free_port
 
-
 #: the environment of the cluster and of its drivers: every Ray address on 127.0.0.1 (Ray otherwise swaps
 #: a loopback address for the machine's network one), no token (a loopback-only test cluster), no usage stats
 LOOPBACK_ENV = {

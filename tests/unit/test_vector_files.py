@@ -31,7 +31,9 @@ def _table(x: np.ndarray, ids: list[str], *, fixed: bool = True, first: int = 0)
         if fixed
         else pa.ListArray.from_arrays(pa.array(np.arange(0, n * D + 1, D, dtype=np.int32)), flat)
     )
-    return pa.table({"id": ids, "vector": vec, "title": [f"title {i}" for i in ids], "year": np.arange(first, first + n)})
+    return pa.table(
+        {"id": ids, "vector": vec, "title": [f"title {i}" for i in ids], "year": np.arange(first, first + n)}
+    )
 
 
 def _read(path: Path) -> pa.Table:
