@@ -22,7 +22,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -413,13 +413,16 @@ def reproject_collection(
     progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
     allow_no_function: bool = False,
+    workers: int = 1,
 ) -> int:
     """Copy ``source``'s stored raw vectors through a symmetric ``lens`` into collection ``target``.
 
-    Ids, documents and metadata are kept; the embedding model is not called. Batches are upserted
-    in id order, so a run interrupted midway resumes where it stopped (ids already in ``target``
-    are skipped). The target collection is created with the cosine space and an embedding function
-    chosen from the source's stored configuration, never Chroma's default:
+    Ids, documents and metadata are kept; the embedding model is not called. The source is read in
+    pages of ``batch_size`` (in Chroma's stored order) by up to ``workers`` threads at once (a Chroma
+    server answers them in parallel; at most ``workers`` pages are in memory); each page's ids already
+    in ``target`` are skipped, so a run interrupted or killed midway resumes where it stopped and
+    never writes a vector twice. The target collection is created with the cosine space and an
+    embedding function chosen from the source's stored configuration, never Chroma's default:
 
     - a source with a (rebuildable) base function: a :class:`LensEmbeddingFunction` over it, so later
       ``query_texts`` through ``target`` are projected too;
@@ -441,6 +444,7 @@ def reproject_collection(
             interrupt a run).
         allow_no_function: create ``target`` without an embedding function when the source's
             cannot be rebuilt (queries must then be projected by the caller).
+        workers: pages copied at once (threads), 1 to 64.
 
     Returns:
         The number of vectors written by this call.
@@ -461,54 +465,84 @@ def reproject_collection(
     src = _get_collection(client, source)
     if src is None:
         raise EmbedlensInputError(f"source collection {source!r} does not exist")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise EmbedlensInputError(f"workers must be an integer from 1 to 64, got {workers!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise EmbedlensInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     tgt = _target_collection(client, src, target, lens, allow_no_function=allow_no_function)
     total = src.count()
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
     from tqdm.auto import tqdm
 
     from embedlens.project import end_progress_bar
 
-    written = 0
+    written = 0  # counted in this thread only, as pages finish
+
+    def copy_page(offset: int) -> tuple[int, int]:
+        """Copy one page; returns (vectors read, vectors written)."""
+        ids, vectors, documents, metadatas = _read_page(src, offset, batch_size)
+        have = set(tgt.get(ids=ids, include=[])["ids"]) if ids else set()
+        keep = [i for i, x in enumerate(ids) if x not in have]
+        if keep:
+            tgt.upsert(
+                ids=[ids[i] for i in keep],
+                embeddings=lens.project_documents(vectors[keep]),
+                documents=None if documents is None else [documents[i] for i in keep],
+                metadatas=None if metadatas is None else [metadatas[i] for i in keep],
+            )
+        return len(ids), len(keep)
+
     bar = tqdm(total=total, desc=f"re-projecting {source} -> {target}", disable=not progress, leave=False)
+    offsets = iter(range(0, total, batch_size))
     try:
-        for ids, vectors, documents, metadatas in _iter_source(src, batch_size):
-            have = set(tgt.get(ids=ids, include=[])["ids"]) if ids else set()
-            keep = [i for i, x in enumerate(ids) if x not in have]
-            if keep:
-                projected = lens.project_documents(vectors[keep])
-                tgt.upsert(
-                    ids=[ids[i] for i in keep],
-                    embeddings=projected,
-                    documents=None if documents is None else [documents[i] for i in keep],
-                    metadatas=None if metadatas is None else [metadatas[i] for i in keep],
-                )
-                written += len(keep)
-                if on_batch is not None:
-                    on_batch(written)
-            bar.update(len(ids))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embedlens-reproject") as pool:
+            running: set[Future[tuple[int, int]]] = set()
+            try:
+                for offset in offsets:  # at most `workers` pages in flight: memory stays bounded
+                    running.add(pool.submit(copy_page, offset))
+                    if len(running) >= workers:
+                        done, running = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            read, new = future.result()
+                            written += new
+                            bar.update(read)
+                            if new and on_batch is not None:
+                                on_batch(written)
+                for future in running:
+                    read, new = future.result()
+                    written += new
+                    bar.update(read)
+                    if new and on_batch is not None:
+                        on_batch(written)
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
     finally:
         end_progress_bar(bar)  # an error printed next starts on a line of its own
+    if src.count() != total:
+        raise EmbedlensInputError(
+            f"source collection {source!r} changed while it was copied ({total} -> {src.count()} vectors); run again"
+        )
     return written
 
 
-def _iter_source(src: Any, batch_size: int) -> Iterator[tuple[list[str], np.ndarray, Any, Any]]:
-    offset = 0
-    while True:
-        got = src.get(limit=batch_size, offset=offset, include=["embeddings", "documents", "metadatas"])
-        ids = list(got["ids"])
-        if not ids:
-            return
-        vectors = np.asarray(got["embeddings"], dtype=np.float32)
-        docs = got.get("documents")
-        metas = got.get("metadatas")
-        has_docs = docs is not None and any(d is not None for d in docs)
-        has_meta = metas is not None and any(m for m in metas)
-        yield (
-            ids,
-            vectors,
-            (list(docs) if has_docs else None),
-            ([m if m else None for m in metas] if has_meta else None),
-        )
-        offset += len(ids)
+def _read_page(src: Any, offset: int, limit: int) -> tuple[list[str], np.ndarray, Any, Any]:
+    """One page of the source: ids, raw vectors, documents and metadata (None where none is stored)."""
+    got = src.get(limit=limit, offset=offset, include=["embeddings", "documents", "metadatas"])
+    ids = list(got["ids"])
+    vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1)
+    docs = got.get("documents")
+    metas = got.get("metadatas")
+    has_docs = docs is not None and any(d is not None for d in docs)
+    has_meta = metas is not None and any(m for m in metas)
+    return (
+        ids,
+        vectors,
+        (list(docs) if has_docs else None),
+        ([m if m else None for m in metas] if has_meta else None),
+    )
 
 
 def _get_collection(client: Any, name: str) -> Any:

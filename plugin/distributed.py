@@ -166,6 +166,7 @@ class _BlockWriter:
     """What every map stage shares: read a block, transform it, write its part file atomically."""
 
     directory: str
+    vector_column: str
 
     def _read(self, block: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -175,6 +176,8 @@ class _BlockWriter:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import pyarrow.parquet as pq
+
+        from embedlens.vector_files import write_options
 
         names, rows = [], []
         for i in range(len(batch["file"])):
@@ -186,7 +189,7 @@ class _BlockWriter:
             name = part_name(int(block["file"]), int(block["block"]))
             final = os.path.join(self.directory, name)
             tmp = f"{final}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, **write_options(table.column_names, self.vector_column))
             os.replace(tmp, final)  # a retried block replaces the same file whole
             names.append(name)
             rows.append(len(table))

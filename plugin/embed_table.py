@@ -144,7 +144,9 @@ def _embed_local(
             fd, tmp = unique_temp_file(dst)
             os.close(fd)
             try:
-                _write_parquet(pq, tmp, (t for f in inp.files for t in tables(f)), schema_metadata(info))
+                _write_parquet(
+                    pq, tmp, (t for f in inp.files for t in tables(f)), schema_metadata(info), vector_column
+                )
                 os.replace(tmp, dst)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -154,7 +156,13 @@ def _embed_local(
         def fill(directory: Path) -> None:
             for i, f in enumerate(inp.files):
                 if inp.rows[i]:
-                    _write_parquet(pq, directory / f"part-{i:05d}.parquet", tables(f), schema_metadata(info))
+                    _write_parquet(
+                        pq,
+                        directory / f"part-{i:05d}.parquet",
+                        tables(f),
+                        schema_metadata(info),
+                        vector_column,
+                    )
             write_manifest(directory, info)
 
         return atomic_write_dir(dst, fill, check=still_ours)

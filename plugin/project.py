@@ -371,7 +371,7 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
             fd, tmp = unique_temp_file(dst)
             os.close(fd)
             try:
-                _write_parquet(pq, tmp, (t for _, t in tables()), schema_metadata(info))
+                _write_parquet(pq, tmp, (t for _, t in tables()), schema_metadata(info), inp.vector_column)
                 os.replace(tmp, dst)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -385,12 +385,16 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
             group: list[Any] = []
             for f, table in tables():
                 if current is not None and f != current:
-                    _write_parquet(pq, directory / names[current], iter(group), schema_metadata(info))
+                    _write_parquet(
+                        pq, directory / names[current], iter(group), schema_metadata(info), inp.vector_column
+                    )
                     group = []
                 current = f
                 group.append(table)
             if current is not None:
-                _write_parquet(pq, directory / names[current], iter(group), schema_metadata(info))
+                _write_parquet(
+                    pq, directory / names[current], iter(group), schema_metadata(info), inp.vector_column
+                )
             write_manifest(directory, info)
 
         return atomic_write_dir(dst, fill, check=still_ours)
@@ -398,14 +402,18 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
         end_progress_bar(bar)
 
 
-def _write_parquet(pq: Any, path: Path, tables: Iterator[Any], metadata: dict[bytes, bytes]) -> None:
+def _write_parquet(
+    pq: Any, path: Path, tables: Iterator[Any], metadata: dict[bytes, bytes], vector_column: str
+) -> None:
     """Write Arrow tables (one schema) to one Parquet file, fsynced; the schema carries ``metadata``."""
+    from embedlens.vector_files import write_options
+
     writer = None
     try:
         for table in tables:
             if writer is None:
                 schema = table.schema.with_metadata({**(table.schema.metadata or {}), **metadata})
-                writer = pq.ParquetWriter(str(path), schema)
+                writer = pq.ParquetWriter(str(path), schema, **write_options(schema.names, vector_column))
             writer.write_table(table.replace_schema_metadata(writer.schema.metadata))
     finally:
         if writer is not None:

@@ -285,6 +285,12 @@ def is_fixed(inp: VectorInput) -> bool:
     return inp.schema is None or pa.types.is_fixed_size_list(inp.schema.field(inp.vector_column).type)
 
 
+def write_options(column_names: list[str], vector_column: str) -> dict[str, Any]:
+    """``pyarrow.parquet`` writer options: no dictionary for the vector column (floats do not repeat; trying
+    one halves the read and write speed)."""
+    return {"use_dictionary": [c for c in column_names if c != vector_column]}
+
+
 def schema_metadata(info: dict[str, Any]) -> dict[bytes, bytes]:
     """Schema metadata that marks a Parquet file as written by embedlens (with how)."""
     return {SCHEMA_KEY: json.dumps({"format": OUTPUT_FORMAT, **info}, sort_keys=True).encode()}

@@ -404,7 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--quiet", action="store_true", help="print only the result and errors")
 
     r = sub.add_parser("reproject", help="copy a Chroma collection's vectors through a symmetric lens")
-    r.add_argument("--path", required=True, help="Chroma PersistentClient directory")
+    where = r.add_mutually_exclusive_group(required=True)
+    where.add_argument("--path", help="Chroma PersistentClient directory")
+    where.add_argument("--host", help="a Chroma server (chroma run): its host (with --port)")
+    r.add_argument(
+        "--port", type=_int_at_least(1, 65535), default=8000, help="the Chroma server's port (8000)"
+    )
+    r.add_argument(
+        "--workers",
+        type=_int_at_least(1, 64),
+        help="pages copied at once (default 4 with --host, 1 with --path); a killed run resumes when rerun",
+    )
     r.add_argument("--source", required=True, help="source collection name")
     r.add_argument("--target", required=True, help="target collection name")
     r.add_argument("--lens", required=True, metavar="LENS_DIR")
@@ -814,16 +824,38 @@ def cmd_reproject(args: argparse.Namespace) -> int:
     check_collection_name(args.target, "--target")
     if args.source == args.target:
         raise EmbedlensInputError(f"--target {args.target!r} is the --source collection; give another name")
-    path = Path(args.path)
-    if not path.is_dir():
-        why = "no such directory" if not os.path.lexists(path) else "is not a directory"
-        raise EmbedlensInputError(f"--path {path}: {why} (give an existing Chroma database directory)")
-    if not (path / "chroma.sqlite3").is_file():
-        raise EmbedlensInputError(f"--path {path}: is not a Chroma database directory (no chroma.sqlite3)")
-    _require_chroma_db(path / "chroma.sqlite3")
     import chromadb
 
-    client = chromadb.PersistentClient(path=str(path))
+    if args.port is not None and args.host is None:
+        raise EmbedlensInputError("--port goes with --host (a Chroma server); --path needs none")
+    args.port = 8000 if args.port is None else args.port
+    if args.host is not None:
+        if not args.host.strip() or any(c in args.host for c in "/ "):
+            raise EmbedlensInputError(
+                f"--host {args.host!r}: give a host name or address (the port goes in --port)"
+            )
+        from chromadb.config import Settings
+
+        client = chromadb.HttpClient(
+            host=args.host, port=args.port, settings=Settings(anonymized_telemetry=False)
+        )
+        try:
+            client.heartbeat()
+        except Exception as e:  # noqa: BLE001 - any failure to reach the server is the user's address
+            raise EmbedlensInputError(
+                f"--host {args.host} --port {args.port}: no Chroma server answers there ({type(e).__name__})"
+            ) from None
+    else:
+        path = Path(args.path)
+        if not path.is_dir():
+            why = "no such directory" if not os.path.lexists(path) else "is not a directory"
+            raise EmbedlensInputError(f"--path {path}: {why} (give an existing Chroma database directory)")
+        if not (path / "chroma.sqlite3").is_file():
+            raise EmbedlensInputError(
+                f"--path {path}: is not a Chroma database directory (no chroma.sqlite3)"
+            )
+        _require_chroma_db(path / "chroma.sqlite3")
+        client = chromadb.PersistentClient(path=str(path))
     n = reproject_collection(
         client,
         args.source,
@@ -832,6 +864,7 @@ def cmd_reproject(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
         allow_no_function=args.no_embedding_function,
+        workers=args.workers or (4 if args.host is not None else 1),
     )
     _out(f"re-projected {n} vectors from {args.source!r} into {args.target!r}")
     return EXIT_OK
