@@ -836,10 +836,10 @@ def cmd_reproject(args: argparse.Namespace) -> int:
             )
         from chromadb.config import Settings
 
-        client = chromadb.HttpClient(
-            host=args.host, port=args.port, settings=Settings(anonymized_telemetry=False)
-        )
         try:
+            client = chromadb.HttpClient(
+                host=args.host, port=args.port, settings=Settings(anonymized_telemetry=False)
+            )
             client.heartbeat()
         except Exception as e:  # noqa: BLE001 - any failure to reach the server is the user's address
             raise EmbedlensInputError(
