@@ -11,6 +11,7 @@ kept), not the 0600/0700 of the temp functions. JSON is written strictly (``NaN`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,7 +20,7 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,22 @@ def unique_temp_file(path: str | os.PathLike[str]) -> tuple[int, Path]:
         Path(tmp).unlink(missing_ok=True)
         raise
     return fd, Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A unique temp path beside ``path`` to write; renamed over ``path`` when the block ends cleanly,
+    removed when it raises (the caller fsyncs what it wrote)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = unique_temp_file(path)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

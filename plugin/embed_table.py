@@ -107,7 +107,7 @@ def _embed_local(
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
-    from embedlens._atomic import atomic_write_dir, unique_temp_file
+    from embedlens._atomic import atomic_path, atomic_write_dir
     from embedlens.project import _write_parquet, end_progress_bar
     from embedlens.vector_files import (
         output_kind,
@@ -140,17 +140,9 @@ def _embed_local(
     bar = tqdm(total=inp.n, desc=f"embedding {inp.path.name}", unit="text", disable=not progress, leave=False)
     try:
         if output_kind(dst) == "parquet":
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = unique_temp_file(dst)
-            os.close(fd)
-            try:
-                _write_parquet(
-                    pq, tmp, (t for f in inp.files for t in tables(f)), schema_metadata(info), vector_column
-                )
-                os.replace(tmp, dst)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            with atomic_path(dst) as tmp:
+                every = (t for f in inp.files for t in tables(f))
+                _write_parquet(pq, tmp, every, schema_metadata(info), vector_column)
             return dst
 
         def fill(directory: Path) -> None:

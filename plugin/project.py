@@ -8,6 +8,7 @@ case.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
 import stat
@@ -311,7 +312,7 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
     """Stream ``inp`` through the lens into ``dst`` (``.npy``, ``.parquet`` or a Parquet directory)."""
     from tqdm.auto import tqdm
 
-    from embedlens._atomic import atomic_write_dir, unique_temp_file
+    from embedlens._atomic import atomic_path, atomic_write_dir
     from embedlens.vector_files import (
         is_fixed,
         output_kind,
@@ -345,56 +346,32 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
             yield f, with_vectors(table, inp.vector_column, y, fixed=fixed)
             bar.update(len(y))
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=inp.n, desc=f"projecting {inp.path.name}", unit="vec", disable=not progress, leave=False)
     try:
         if kind == "npy":
-            fd, tmp = unique_temp_file(dst)
-            try:
-                with os.fdopen(fd, "wb") as f_out:
-                    np.lib.format.write_array_header_2_0(
-                        f_out, {"descr": "<f4", "fortran_order": False, "shape": (inp.n, out_dim)}
-                    )
-                    for f, start, _, x in _batches(inp, batch_size):
-                        f_out.write(_project_batch(project, x, f, start).tobytes())
-                        bar.update(len(x))
-                    f_out.flush()
-                    os.fsync(f_out.fileno())
-                os.replace(tmp, dst)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            with atomic_path(dst) as tmp, tmp.open("wb") as f_out:
+                header = {"descr": "<f4", "fortran_order": False, "shape": (inp.n, out_dim)}
+                np.lib.format.write_array_header_2_0(f_out, header)
+                for f, start, table, x in _batches(inp, batch_size):
+                    y = _project_batch(project, x, f, start, table=table, id_column=inp.id_column)
+                    f_out.write(y.tobytes())
+                    bar.update(len(x))
+                f_out.flush()
+                os.fsync(f_out.fileno())
             return dst
         import pyarrow.parquet as pq
 
         if kind == "parquet":
-            fd, tmp = unique_temp_file(dst)
-            os.close(fd)
-            try:
+            with atomic_path(dst) as tmp:
                 _write_parquet(pq, tmp, (t for _, t in tables()), schema_metadata(info), inp.vector_column)
-                os.replace(tmp, dst)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
             return dst
 
         def fill(directory: Path) -> None:
             """One output file per input file (a .npy input: one part), then the manifest."""
-            names = {f: f"part-{i:05d}.parquet" for i, f in enumerate(inp.files)}
-            current: Path | None = None
-            group: list[Any] = []
-            for f, table in tables():
-                if current is not None and f != current:
-                    _write_parquet(
-                        pq, directory / names[current], iter(group), schema_metadata(info), inp.vector_column
-                    )
-                    group = []
-                current = f
-                group.append(table)
-            if current is not None:
-                _write_parquet(
-                    pq, directory / names[current], iter(group), schema_metadata(info), inp.vector_column
-                )
+            part = {f: f"part-{i:05d}.parquet" for i, f in enumerate(inp.files)}
+            for f, group in itertools.groupby(tables(), key=operator.itemgetter(0)):
+                parts = (table for _, table in group)
+                _write_parquet(pq, directory / part[f], parts, schema_metadata(info), inp.vector_column)
             write_manifest(directory, info)
 
         return atomic_write_dir(dst, fill, check=still_ours)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,3 +219,23 @@ def test_without_ray_the_error_names_the_extra(data: dict) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert out.returncode == 2 and "embedlens[ray]" in out.stderr and "Traceback" not in out.stderr
     assert not (root / "o").exists()
+
+
+def test_embed_adds_a_vector_column_and_names_a_bad_text(tmp_path: Path, hash_embedder: Any) -> None:
+    from embedlens.embed_table import embed_table
+
+    texts = [f"text number {i}" for i in range(30)]
+    src = tmp_path / "docs"
+    src.mkdir()
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(20)], "text": texts[:20]}), src / "a.parquet")
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(20, 30)], "text": texts[20:]}), src / "b.parquet")
+    out = embed_table(src, tmp_path / "out", embedder=hash_embedder, text_column="text", progress=False)
+    table = _read(out)
+    assert table.column_names == ["id", "text", "vector"] and table.column("text").to_pylist() == texts
+    np.testing.assert_allclose(_vectors(table), hash_embedder.embed(texts), atol=1e-6)
+    with pytest.raises(EmbedlensInputError, match="already has a column 'vector'"):
+        embed_table(out, tmp_path / "again.parquet", embedder=hash_embedder, progress=False)
+    pq.write_table(pa.table({"id": ["x", "y"], "text": ["fine", None]}), src / "c.parquet")
+    with pytest.raises(EmbedlensInputError, match=r"c\.parquet: row 1 \(0-based\) has a null 'text'"):
+        embed_table(src, tmp_path / "bad", embedder=hash_embedder, progress=False)
+    assert not (tmp_path / "bad").exists()
