@@ -44,7 +44,7 @@ from embedlens.embedders.identity import (
     public_config,
     query_identity_of,
 )
-from embedlens.errors import EmbedlensInputError, LensFormatError, TextsTypeError
+from embedlens.errors import DimensionMismatchError, EmbedlensInputError, LensFormatError, TextsTypeError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
 __all__ = [
@@ -469,6 +469,11 @@ def reproject_collection(
         raise EmbedlensInputError(f"workers must be an integer from 1 to 64, got {workers!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise EmbedlensInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    first = src.get(limit=1, include=["embeddings"])["embeddings"]
+    if first is not None and len(first) and len(first[0]) != lens.d_in:  # before the target is created
+        raise DimensionMismatchError(
+            f"source collection {source!r} stores {len(first[0])}-d vectors but the lens expects {lens.d_in}-d"
+        )
     tgt = _target_collection(client, src, target, lens, allow_no_function=allow_no_function)
     total = src.count()
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait

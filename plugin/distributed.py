@@ -91,7 +91,7 @@ def _data_context(ray: Any, progress: bool) -> None:
     import logging
 
     if not progress:  # quiet: Ray Data's per-run notices go too
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # its error report is ours, in one line
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
     ctx.print_on_execution_start = False

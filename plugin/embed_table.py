@@ -47,7 +47,8 @@ def embed_table(
         text_column, vector_column: the column embedded and the column written (must not exist yet).
         engine: ``"local"`` or ``"ray"`` (the ``embedlens[ray]`` extra).
         ray_address: a Ray cluster address (None: a local Ray instance).
-        embedder: the local engine's embedder (default ``open_embedder(model)``, with the user cache).
+        embedder: the local engine's embedder, and the one ``lens`` is checked against before any work
+            (default ``open_embedder(model)``, with the user cache).
         batch_size: texts per batch (local engine; on Ray a block is a Parquet row group).
         progress: progress bars.
         overwrite: replace an earlier output of ours.
@@ -75,6 +76,14 @@ def embed_table(
         force=overwrite,
     )
     inp = open_texts(src, text_column=text_column, vector_column=vector_column)
+    if inp.n == 0:
+        raise EmbedlensInputError(f"{inp.path}: holds no rows; nothing to embed")
+    if (
+        lens is not None
+    ):  # before any work (on Ray: before the cluster starts); the probes go through the cache
+        from embedlens.cache import open_embedder
+
+        lens.check_embedder(embedder if embedder is not None else open_embedder(model))
     if engine == "ray":
         from embedlens.distributed import embed_on_ray
 
@@ -86,8 +95,6 @@ def embed_table(
         from embedlens.cache import open_embedder
 
         embedder = open_embedder(model)
-    if lens is not None:
-        lens.check_embedder(embedder)
     return _embed_local(
         inp, Path(dst), embedder, lens, vector_column, batch_size=batch_size, progress=progress
     )

@@ -270,6 +270,8 @@ def project_vectors(
     inputs = {"input": src, "lens": lens.path}
     guard_output(dst, option="output", inputs=inputs, force=overwrite)
     inp = open_vectors(src, id_column=id_column, vector_column=vector_column)
+    if inp.n == 0:
+        raise EmbedlensInputError(f"{inp.path}: holds no rows; nothing to project")
     if inp.dim != lens.d_in:
         msg = f"{inp.path}: vectors have {inp.dim} values but the lens expects {lens.d_in}"
         raise DimensionMismatchError(msg)

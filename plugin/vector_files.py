@@ -97,7 +97,16 @@ class VectorInput:
 
 
 def _parquet_files(path: Path) -> list[Path]:
-    files = sorted(p for p in path.iterdir() if p.suffix == ".parquet" and not p.name.startswith((".", "_")))
+    """A directory's ``*.parquet`` files (any case) sorted by name; hidden and ``_`` files are skipped."""
+    import stat
+
+    files = sorted(
+        p for p in path.iterdir() if p.suffix.lower() == ".parquet" and not p.name.startswith((".", "_"))
+    )
+    for p in files:  # a FIFO would block the reader forever; a device is no table either
+        if not stat.S_ISREG(os.stat(p).st_mode):
+            msg = f"{p}: not a regular file"
+            raise DataFormatError(msg)
     if not files:
         msg = f"{path}: no .parquet files in this directory"
         raise DataFormatError(msg)
@@ -139,17 +148,28 @@ def open_vectors(
     if not p.exists():
         msg = f"{p}: no such file or directory"
         raise EmbedlensInputError(msg)
-    if p.is_file() and p.suffix.lower() == ".npy":
+    if p.suffix.lower() == ".npy":
+        if not p.is_file():  # a FIFO would block the reader; a directory named .npy is no array either
+            msg = f"{p}: not a readable .npy array (not a regular file)"
+            raise EmbedlensInputError(msg)
         try:
             with p.open("rb") as header:
                 shape, fortran, dtype = read_npy_header(header)
+                offset = header.tell()
         except (OSError, ValueError) as e:
             msg = f"{p}: not a readable .npy array ({e})"
             raise EmbedlensInputError(msg) from e
         if dtype.hasobject or dtype.kind != "f" or fortran or len(shape) != 2:
-            msg = f"{p}: array has dtype {dtype} and shape {shape}; expected a C-order 2-d float matrix"
+            order = " (Fortran order)" if fortran else ""
+            msg = (
+                f"{p}: array has dtype {dtype}{order} and shape {shape}; expected a C-order 2-d float matrix"
+            )
             raise DataFormatError(msg)
-        return VectorInput("npy", p, [p], [int(shape[0])], int(shape[1]))
+        if not p.is_file() or p.stat().st_size < offset + int(np.prod(shape)) * dtype.itemsize:
+            whole = max(0, (p.stat().st_size - offset) // max(1, int(shape[1]) * dtype.itemsize))
+            msg = f"{p}: file is truncated at row {whole} of {shape[0]}"
+            raise DataFormatError(msg)
+        return VectorInput("npy", p, [p], [int(shape[0])], int(shape[1]), id_column, vector_column)
     require_pyarrow()
     import pyarrow.parquet as pq
 
@@ -336,7 +356,10 @@ def parquet_dir_problem(path: Path) -> str | None:
 
 
 def still_ours(path: Path) -> None:
-    """Raise unless ``path`` is still an output directory of ours (checked right before it is replaced)."""
+    """Raise unless ``path`` is still an empty directory or an output directory of ours (checked right
+    before it is replaced)."""
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
     why = parquet_dir_problem(path)
     if why is not None:
         raise EmbedlensInputError(f"output {path}: {why}; refusing to replace it")
@@ -350,6 +373,11 @@ def guard_output(path: str | os.PathLike[str], *, option: str, inputs: dict[str,
     """
     from embedlens._outputs import _refuse, check_overlap, guard_file, npy_problem
 
+    for parent in Path(path).absolute().parents:  # the first existing ancestor must be a directory
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise _refuse(option, Path(path), f"cannot be created: {parent} is not a directory")
+            break
     kind = output_kind(path)
     if kind == "npy":
         return guard_file(path, option=option, ours=npy_problem, inputs=inputs, force=force)
@@ -447,6 +475,6 @@ def table_texts(table: pa.Table, column: str, *, where: str, first_row: int | No
     texts = table.column(column).to_pylist()
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()), None)
     if bad is not None:
-        what = "null" if texts[bad] is None else "empty"
-        raise DataFormatError(f"{where}: {row_name(table, bad, first_row, None)} has a {what} {column!r}")
+        what = "a null" if texts[bad] is None else "an empty"
+        raise DataFormatError(f"{where}: {row_name(table, bad, first_row, None)} has {what} {column!r}")
     return texts

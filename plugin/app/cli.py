@@ -407,9 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     where = r.add_mutually_exclusive_group(required=True)
     where.add_argument("--path", help="Chroma PersistentClient directory")
     where.add_argument("--host", help="a Chroma server (chroma run): its host (with --port)")
-    r.add_argument(
-        "--port", type=_int_at_least(1, 65535), default=8000, help="the Chroma server's port (8000)"
-    )
+    r.add_argument("--port", type=_int_at_least(1, 65535), help="the Chroma server's port (default 8000)")
     r.add_argument(
         "--workers",
         type=_int_at_least(1, 64),
@@ -939,7 +937,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         vector_column=args.vector_column,
         engine=args.engine,
         ray_address=args.ray_address,
-        embedder=_embedder(args, model) if args.engine == "local" else None,
+        embedder=_embedder(args, model),  # embeds locally; on Ray only the lens check's probes (cached)
         batch_size=args.batch_size,
         progress=not args.quiet,
         overwrite=args.force,

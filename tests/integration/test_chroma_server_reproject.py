@@ -82,6 +82,11 @@ def test_a_killed_parallel_reproject_resumes_to_an_exact_copy(
     np.testing.assert_allclose(np.asarray(got["embeddings"], dtype=np.float32)[rows], expected, atol=1e-5)
     assert [got["documents"][r] for r in rows] == [f"doc {i}" for i in range(N)]
     assert [got["metadatas"][r]["n"] for r in rows] == list(range(N))
+    # a lens of another width is refused before the target collection is created
+    small = Lens(np.eye(8, dtype=np.float32), mode="symmetric").save(tmp_path / "small")
+    wrong = _cli(*args[:7], "--target", "reproject-wrong", "--lens", str(small), "--quiet")
+    assert wrong.returncode == 2 and "stores 64-d vectors but the lens expects 8-d" in wrong.stderr
+    assert "reproject-wrong" not in [c.name for c in client.list_collections()]
 
 
 def test_reproject_options_are_checked_before_any_work(

@@ -239,3 +239,30 @@ def test_embed_adds_a_vector_column_and_names_a_bad_text(tmp_path: Path, hash_em
     with pytest.raises(EmbedlensInputError, match=r"c\.parquet: row 1 \(0-based\) has a null 'text'"):
         embed_table(src, tmp_path / "bad", embedder=hash_embedder, progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_edge_inputs_and_outputs(data: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty output directory is fine; zero rows, a FIFO and a file as the output's parent are refused."""
+    root, lens, x = data["root"], data["lens"], data["x"]
+    (root / "empty").mkdir()
+    assert project_vectors(root / "in", root / "empty", lens, progress=False) == root / "empty"
+    assert (root / "empty" / MANIFEST).is_file()
+    np.save(root / "none.npy", np.zeros((0, D), np.float32))
+    with pytest.raises(EmbedlensInputError, match="holds no rows"):
+        project_vectors(root / "none.npy", root / "o.parquet", lens, progress=False)
+    out = project_vectors(
+        root / "x.npy", root / "named.parquet", lens, id_column="key", vector_column="emb", progress=False
+    )
+    assert pq.read_schema(out).names == ["key", "emb"]  # the names given, for a .npy input too
+    odd = root / "odd"
+    odd.mkdir()
+    pq.write_table(_table(x[:5], data["ids"][:5]), odd / "A.PARQUET")  # any case
+    pq.write_table(_table(x[5:9], data["ids"][5:9], first=5), odd / "b.parquet")
+    assert _read(project_vectors(odd, root / "odd_out", lens, progress=False)).num_rows == 9
+    os.mkfifo(odd / "c.parquet")
+    with pytest.raises(EmbedlensInputError, match="not a regular file"):
+        project_vectors(odd, root / "o2", lens, progress=False)
+    (root / "afile").write_text("x")
+    argv = ["project", "--lens", str(root / "lens"), "--input", str(root / "in"), "--output"]
+    assert cli([*argv, str(root / "afile" / "o.parquet"), "--quiet"]) == 2
+    assert "afile is not a directory" in capsys.readouterr().err
