@@ -104,9 +104,12 @@ def _parquet_files(path: Path) -> list[Path]:
         p for p in path.iterdir() if p.suffix.lower() == ".parquet" and not p.name.startswith((".", "_"))
     )
     for p in files:  # a FIFO would block the reader forever; a device is no table either
-        if not stat.S_ISREG(os.stat(p).st_mode):
-            msg = f"{p}: not a regular file"
-            raise DataFormatError(msg)
+        try:
+            regular = stat.S_ISREG(os.stat(p).st_mode)
+        except OSError as e:
+            raise DataFormatError(f"{p}: cannot be read ({e.strerror})") from None
+        if not regular:
+            raise DataFormatError(f"{p}: not a regular file")
     if not files:
         msg = f"{path}: no .parquet files in this directory"
         raise DataFormatError(msg)
