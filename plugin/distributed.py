@@ -190,6 +190,8 @@ class _BlockWriter:
             final = os.path.join(self.directory, name)
             tmp = f"{final}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
             pq.write_table(table, tmp, **write_options(table.column_names, self.vector_column))
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
             os.replace(tmp, final)  # a retried block replaces the same file whole
             names.append(name)
             rows.append(len(table))
@@ -210,7 +212,6 @@ class _Project(_BlockWriter):
         self.project = lens.project_documents if side == "documents" else lens.project_queries
         self.directory, (self.id_column, self.vector_column) = directory, columns
         self.dim, self.fixed, self.npy = dim, fixed, npy
-        self.metadata = None
 
     def _read(self, block: dict[str, Any]) -> Any:
         import pyarrow as pa
