@@ -499,27 +499,27 @@ def reproject_collection(
         return len(ids), len(keep)
 
     bar = tqdm(total=total, desc=f"re-projecting {source} -> {target}", disable=not progress, leave=False)
-    offsets = iter(range(0, total, batch_size))
+
+    def finished(future: Future[tuple[int, int]]) -> None:
+        nonlocal written
+        read, new = future.result()
+        written += new
+        bar.update(read)
+        if new and on_batch is not None:
+            on_batch(written)
+
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embedlens-reproject") as pool:
             running: set[Future[tuple[int, int]]] = set()
             try:
-                for offset in offsets:  # at most `workers` pages in flight: memory stays bounded
+                for offset in range(0, total, batch_size):  # at most `workers` pages in flight
                     running.add(pool.submit(copy_page, offset))
                     if len(running) >= workers:
                         done, running = wait(running, return_when=FIRST_COMPLETED)
                         for future in done:
-                            read, new = future.result()
-                            written += new
-                            bar.update(read)
-                            if new and on_batch is not None:
-                                on_batch(written)
+                            finished(future)
                 for future in running:
-                    read, new = future.result()
-                    written += new
-                    bar.update(read)
-                    if new and on_batch is not None:
-                        on_batch(written)
+                    finished(future)
             except BaseException:
                 for future in running:
                     future.cancel()

@@ -115,7 +115,7 @@ def _embed_local(
     from tqdm.auto import tqdm
 
     from embedlens._atomic import atomic_path, atomic_write_dir
-    from embedlens.project import _write_parquet, end_progress_bar
+    from embedlens.project import end_progress_bar
     from embedlens.vector_files import (
         output_kind,
         schema_metadata,
@@ -123,6 +123,7 @@ def _embed_local(
         table_texts,
         with_vectors,
         write_manifest,
+        write_parquet,
     )
 
     info = {
@@ -149,14 +150,13 @@ def _embed_local(
         if output_kind(dst) == "parquet":
             with atomic_path(dst) as tmp:
                 every = (t for f in inp.files for t in tables(f))
-                _write_parquet(pq, tmp, every, schema_metadata(info), vector_column)
+                write_parquet(tmp, every, schema_metadata(info), vector_column)
             return dst
 
         def fill(directory: Path) -> None:
             for i, f in enumerate(inp.files):
                 if inp.rows[i]:
-                    _write_parquet(
-                        pq,
+                    write_parquet(
                         directory / f"part-{i:05d}.parquet",
                         tables(f),
                         schema_metadata(info),

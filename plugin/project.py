@@ -322,6 +322,7 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
         still_ours,
         with_vectors,
         write_manifest,
+        write_parquet,
     )
 
     project = lens.project_documents if side == "documents" else lens.project_queries
@@ -361,11 +362,10 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
                 f_out.flush()
                 os.fsync(f_out.fileno())
             return dst
-        import pyarrow.parquet as pq
 
         if kind == "parquet":
             with atomic_path(dst) as tmp:
-                _write_parquet(pq, tmp, (t for _, t in tables()), schema_metadata(info), inp.vector_column)
+                write_parquet(tmp, (t for _, t in tables()), schema_metadata(info), inp.vector_column)
             return dst
 
         def fill(directory: Path) -> None:
@@ -373,31 +373,9 @@ def _project_local(inp: Any, dst: Path, lens: Lens, *, side: str, batch_size: in
             part = {f: f"part-{i:05d}.parquet" for i, f in enumerate(inp.files)}
             for f, group in itertools.groupby(tables(), key=operator.itemgetter(0)):
                 parts = (table for _, table in group)
-                _write_parquet(pq, directory / part[f], parts, schema_metadata(info), inp.vector_column)
+                write_parquet(directory / part[f], parts, schema_metadata(info), inp.vector_column)
             write_manifest(directory, info)
 
         return atomic_write_dir(dst, fill, check=still_ours)
     finally:
         end_progress_bar(bar)
-
-
-def _write_parquet(
-    pq: Any, path: Path, tables: Iterator[Any], metadata: dict[bytes, bytes], vector_column: str
-) -> None:
-    """Write Arrow tables (one schema) to one Parquet file, fsynced; the schema carries ``metadata``."""
-    from embedlens.vector_files import write_options
-
-    writer = None
-    try:
-        for table in tables:
-            if writer is None:
-                schema = table.schema.with_metadata({**(table.schema.metadata or {}), **metadata})
-                writer = pq.ParquetWriter(str(path), schema, **write_options(schema.names, vector_column))
-            writer.write_table(table.replace_schema_metadata(writer.schema.metadata))
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
-        raise EmbedlensInputError(f"{path}: nothing to write (the input holds no rows)")
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())

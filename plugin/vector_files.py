@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -134,6 +134,53 @@ def _vector_width(schema_type: Any, where: str, column: str) -> int | None:
     raise DataFormatError(msg)
 
 
+def _parquet_footers(
+    p: Path,
+    needs: dict[str, str],
+    check: Callable[[Path, pa.Schema], None],
+    *,
+    accepts: str = "a .parquet file",
+) -> tuple[list[Path], list[int], pa.Schema]:
+    """The files of a ``.parquet`` path or directory, their row counts and their one schema, read from footers.
+
+    ``needs`` maps each required column to the option that names it; ``check(file, schema)`` refuses what
+    else the caller cannot use; ``accepts`` says what other than a directory the caller takes. Every file
+    of a directory must have the same schema.
+
+    Raises:
+        EmbedlensInputError: naming the file: unreadable, a column missing, a schema that differs.
+    """
+    import pyarrow.parquet as pq
+
+    if p.is_dir():
+        files = _parquet_files(p)
+    elif p.is_file() and p.suffix.lower() == ".parquet":
+        files = [p]
+    else:
+        raise EmbedlensInputError(f"{p}: give {accepts} or a directory of .parquet files")
+    rows: list[int] = []
+    schema: pa.Schema | None = None
+    for f in files:
+        try:
+            meta = pq.ParquetFile(f)
+        except Exception as e:
+            raise DataFormatError(f"{f}: not a readable Parquet file ({type(e).__name__}: {e})") from e
+        s = meta.schema_arrow
+        for col, option in needs.items():
+            if col not in s.names:
+                msg = f"{f}: no column {col!r} (columns: {', '.join(s.names)}); name it with {option}"
+                raise DataFormatError(msg)
+        check(f, s)
+        if schema is None:
+            schema = s
+        elif not s.remove_metadata().equals(schema.remove_metadata()):
+            msg = f"{f}: its schema differs from {files[0].name}'s; every file of a directory needs the same"
+            raise DataFormatError(msg)
+        rows.append(int(meta.metadata.num_rows))
+    assert schema is not None  # _parquet_files never returns an empty list
+    return files, rows, schema
+
+
 def open_vectors(
     path: str | os.PathLike[str], *, id_column: str = "id", vector_column: str = "vector"
 ) -> VectorInput:
@@ -176,37 +223,20 @@ def open_vectors(
     require_pyarrow()
     import pyarrow.parquet as pq
 
-    if p.is_dir():
-        kind: Kind = "parquet-dir"
-        files = _parquet_files(p)
-    elif p.is_file() and p.suffix.lower() == ".parquet":
-        kind, files = "parquet", [p]
-    else:
-        msg = f"{p}: give a .npy file, a .parquet file or a directory of .parquet files"
-        raise EmbedlensInputError(msg)
-    rows, schema, dim = [], None, None
-    for f in files:
-        try:
-            meta = pq.ParquetFile(f)
-        except Exception as e:
-            msg = f"{f}: not a readable Parquet file ({type(e).__name__}: {e})"
-            raise DataFormatError(msg) from e
-        s = meta.schema_arrow
-        for col in (id_column, vector_column):
-            if col not in s.names:
-                msg = f"{f}: no column {col!r} (columns: {', '.join(s.names)}); name it with --{'id' if col == id_column else 'vector'}-column"
-                raise DataFormatError(msg)
-        width = _vector_width(s.field(vector_column).type, str(f), vector_column)
-        if schema is None:
-            schema = s
-        elif not s.remove_metadata().equals(schema.remove_metadata()):
-            msg = f"{f}: its schema differs from {files[0].name}'s; every file of a directory needs the same"
-            raise DataFormatError(msg)
-        rows.append(int(meta.metadata.num_rows))
-        if dim is None and width is not None:
-            dim = width
-        if dim is None and meta.metadata.num_rows:
-            first = meta.read_row_group(0, columns=[vector_column]).column(0).slice(0, 1)
+    kind: Kind = "parquet-dir" if p.is_dir() else "parquet"
+    needs = {id_column: "--id-column", vector_column: "--vector-column"}
+
+    def check(f: Path, s: pa.Schema) -> None:
+        _vector_width(s.field(vector_column).type, str(f), vector_column)  # a list of floats
+
+    files, rows, schema = _parquet_footers(p, needs, check, accepts="a .npy file, a .parquet file")
+    dim = _vector_width(schema.field(vector_column).type, str(files[0]), vector_column)
+    if dim is None:  # a variable-size list: the width of the first vector (every row is checked on reading)
+        first_file = next((f for f, n in zip(files, rows, strict=True) if n), None)
+        if first_file is not None:
+            first = (
+                pq.ParquetFile(first_file).read_row_group(0, columns=[vector_column]).column(0).slice(0, 1)
+            )
             dim = int(len(first[0])) if first[0].is_valid else None
     if dim is None:
         msg = f"{p}: no vectors to read (every file is empty, or the first vector is null)"
@@ -435,41 +465,20 @@ def open_texts(path: str | os.PathLike[str], *, text_column: str, vector_column:
     """
     require_pyarrow()
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     p = Path(path)
     if not p.exists():
         raise EmbedlensInputError(f"{p}: no such file or directory")
-    if p.is_dir():
-        files = _parquet_files(p)
-    elif p.is_file() and p.suffix.lower() == ".parquet":
-        files = [p]
-    else:
-        raise EmbedlensInputError(f"{p}: give a .parquet file or a directory of .parquet files")
-    rows, schema = [], None
-    for f in files:
-        try:
-            meta = pq.ParquetFile(f)
-        except Exception as e:
-            raise DataFormatError(f"{f}: not a readable Parquet file ({type(e).__name__}: {e})") from e
-        s = meta.schema_arrow
-        if text_column not in s.names:
-            msg = (
-                f"{f}: no column {text_column!r} (columns: {', '.join(s.names)}); name it with --text-column"
-            )
-            raise DataFormatError(msg)
+
+    def check(f: Path, s: pa.Schema) -> None:
         t = s.field(text_column).type
         if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
             raise DataFormatError(f"{f}: column {text_column!r} has type {t}, not text")
         if vector_column in s.names:
             msg = f"{f}: already has a column {vector_column!r}; name the new one with --vector-column"
             raise DataFormatError(msg)
-        if schema is None:
-            schema = s
-        elif not s.remove_metadata().equals(schema.remove_metadata()):
-            msg = f"{f}: its schema differs from {files[0].name}'s; every file of a directory needs the same"
-            raise DataFormatError(msg)
-        rows.append(int(meta.metadata.num_rows))
+
+    files, rows, _ = _parquet_footers(p, {text_column: "--text-column"}, check)
     return TextInput(p, files, rows, text_column)
 
 
@@ -481,3 +490,25 @@ def table_texts(table: pa.Table, column: str, *, where: str, first_row: int | No
         what = "a null" if texts[bad] is None else "an empty"
         raise DataFormatError(f"{where}: {row_name(table, bad, first_row, None)} has {what} {column!r}")
     return texts
+
+
+def write_parquet(
+    path: Path, tables: Iterator[Any], metadata: dict[bytes, bytes], vector_column: str
+) -> None:
+    """Write Arrow tables (one schema) to one Parquet file, fsynced; the schema carries ``metadata``."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for table in tables:
+            if writer is None:
+                schema = table.schema.with_metadata({**(table.schema.metadata or {}), **metadata})
+                writer = pq.ParquetWriter(str(path), schema, **write_options(schema.names, vector_column))
+            writer.write_table(table.replace_schema_metadata(writer.schema.metadata))
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise EmbedlensInputError(f"{path}: nothing to write (the input holds no rows)")
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
