@@ -147,22 +147,21 @@ def lens_dir_problem(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def guard_lens_dir(
+def guard_dir(
     path: str | os.PathLike[str],
     *,
-    option: str = "--out",
+    option: str,
+    ours: Callable[[Path], str | None],
+    what: str,
     inputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
     force: bool = False,
     force_hint: str = "--force",
 ) -> Path:
-    """Check that a lens directory may be written at ``path``.
+    """Check that an output directory may be written at ``path``.
 
-    Allowed: a missing path, an empty directory, or (with ``force``) an existing lens directory.
-    ``force_hint`` is how the caller spells ``force`` in the refusal message. A lens that a killed
-    writer left moved aside (nothing at ``path``) is put back first and judged as such.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+    Allowed: a missing path, an empty directory, or (with ``force``) a directory ``ours`` accepts
+    (``ours`` returns why one is not ours, or None; ``what`` names ours in the messages). A directory
+    that a killed writer left moved aside (nothing at ``path``) is put back first and judged as such.
 
     Raises:
         OutputRefusedError: anything else, or an overlap with an input.
@@ -172,17 +171,41 @@ def guard_lens_dir(
     p = Path(path)
     check_overlap(p, option=option, inputs=inputs or {})
     if not os.path.lexists(p):
-        recover_dir(p)  # a writer killed mid-replace: put its previous lens back, then judge that
+        recover_dir(p)  # a writer killed mid-replace: put its previous directory back, then judge that
     if not os.path.lexists(p):
         return p
     if p.is_dir() and not p.is_symlink() and not any(p.iterdir()):
         return p
-    why = lens_dir_problem(p)
+    why = ours(p)
     if why is not None:
-        raise _refuse(option, p, f"{why}; refusing to replace it (only a lens directory can be replaced)")
+        raise _refuse(option, p, f"{why}; refusing to replace it (only {what} can be replaced)")
     if not force:
-        raise _refuse(option, p, f"is an existing lens directory; pass {force_hint} to replace it")
+        raise _refuse(option, p, f"is {what}; pass {force_hint} to replace it")
     return p
+
+
+def guard_lens_dir(
+    path: str | os.PathLike[str],
+    *,
+    option: str = "--out",
+    inputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
+    force: bool = False,
+    force_hint: str = "--force",
+) -> Path:
+    """Check that a lens directory may be written at ``path`` (see :func:`guard_dir`).
+
+    Allowed: a missing path, an empty directory, or (with ``force``) an existing lens directory.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputRefusedError: anything else, or an overlap with an input.
+    """
+    return guard_dir(
+        path, option=option, ours=lens_dir_problem, what="an existing lens directory", inputs=inputs,
+        force=force, force_hint=force_hint,
+    )  # fmt: skip
 
 
 def report_problem(path: Path) -> str | None:

@@ -404,7 +404,7 @@ def guard_output(path: str | os.PathLike[str], *, option: str, inputs: dict[str,
     Raises:
         OutputRefusedError: anything else (a foreign file or directory, a link, an overlap with an input).
     """
-    from embedlens._outputs import _refuse, check_overlap, guard_file, npy_problem
+    from embedlens._outputs import _refuse, guard_dir, guard_file, npy_problem
 
     for parent in Path(path).absolute().parents:  # the first existing ancestor must be a directory
         if os.path.lexists(parent):
@@ -416,22 +416,10 @@ def guard_output(path: str | os.PathLike[str], *, option: str, inputs: dict[str,
         return guard_file(path, option=option, ours=npy_problem, inputs=inputs, force=force)
     if kind == "parquet":
         return guard_file(path, option=option, ours=parquet_file_problem, inputs=inputs, force=force)
-    p = Path(path)
-    check_overlap(p, option=option, inputs=inputs)
-    if not os.path.lexists(p):
-        from embedlens._atomic import recover_dir
-
-        recover_dir(p)
-    if not os.path.lexists(p):
-        return p
-    if p.is_dir() and not p.is_symlink() and not any(p.iterdir()):
-        return p
-    why = parquet_dir_problem(p)
-    if why is not None:
-        raise _refuse(option, p, f"{why}; refusing to replace it")
-    if not force:
-        raise _refuse(option, p, "is an earlier embedlens output directory; pass --force to replace it")
-    return p
+    return guard_dir(
+        path, option=option, ours=parquet_dir_problem, what="an earlier embedlens output directory",
+        inputs=inputs, force=force,
+    )  # fmt: skip
 
 
 def write_manifest(directory: Path, info: dict[str, Any]) -> None:
