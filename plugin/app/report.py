@@ -53,10 +53,13 @@ def format_lens_info(config: dict[str, Any]) -> str:
     """Readable summary of a lens's ``lens.json``."""
     meta = config.get("metadata", {})
     tr = meta.get("training", {})
+    # a lens saved through the API records no base model: its input dimension is still known
+    base = meta.get("base_model") or "not recorded"
+    dim = meta.get("base_dim") or config.get("d_in")
     lines = [
         f"lens:          {config.get('d_in')} -> {config.get('d_out')}, mode={config.get('mode')}, "
         f"normalize={config.get('normalize')}",
-        f"base model:    {meta.get('base_model')} ({meta.get('base_dim')}-d)",
+        f"base model:    {base} ({dim}-d)",
         f"created:       {meta.get('created_at')} with embedlens {meta.get('library_version')}",
         f"weights:       {config.get('weights_file')} sha256 {str(config.get('weights_sha256'))[:16]}…",
     ]

@@ -149,13 +149,15 @@ class PairsDataset:
 def read_pairs(path: str | os.PathLike[str]) -> PairsDataset:
     """Read a pairs file: CSV or JSONL with ``text_1``, ``text_2``, ``label`` (optional ``split``).
 
-    Labels may be ±1, 0/1 (mapped to -1/+1) or graded scores (kept). The SNLI CSV layout
-    (``sentence1``, ``sentence2``, ``gold_label``) is also read: entailment → +1,
-    contradiction → -1, other labels dropped.
+    Labels may be ±1, 0/1 (mapped to -1/+1) or graded scores (kept). Labels that are -1, 0 and 1 (or
+    -1 and 0) mix the two binary conventions, so 0 could mean neutral or negative: they are refused,
+    naming the first 0 label (drop those rows or write them as -1 for binary labels; rescale to [0, 1]
+    for graded ones). The SNLI CSV layout (``sentence1``, ``sentence2``, ``gold_label``) is also read:
+    entailment → +1, contradiction → -1, other labels dropped.
 
     Raises:
-        DataFormatError: missing file or columns, empty texts, or a label that is not a number,
-            naming file and line.
+        DataFormatError: missing file or columns, empty texts, a label that is not a number, labels
+            that are -1/0/1, or an unterminated quoted CSV field, naming file and line.
     """
     p = Path(path)
     _need_regular_file(p, "pairs file")
@@ -171,6 +173,7 @@ def _pairs_from_rows(
     t1: list[str] = []
     t2: list[str] = []
     raw: list[float] = []
+    lines: list[int] = []
     splits: list[str] = []
     has_split: bool | None = None
     snli: bool | None = None
@@ -203,6 +206,7 @@ def _pairs_from_rows(
         t1.append(str(a))
         t2.append(str(b))
         raw.append(value)
+        lines.append(line)
         if has_split:
             split = str(row.get("split") or "").strip()
             if not split:
@@ -212,6 +216,14 @@ def _pairs_from_rows(
         raise _err(p, None, "no usable rows")
     labels = np.asarray(raw, dtype=np.float32)
     values = set(np.unique(labels).tolist())
+    if {-1.0, 0.0} <= values <= {-1.0, 0.0, 1.0}:
+        shown = "{-1, 0, 1}" if 1.0 in values else "{-1, 0}"
+        raise _err(
+            p,
+            lines[raw.index(0.0)],
+            f"labels are {shown}, which is ambiguous (0 could mean neutral or negative): for binary labels "
+            "drop the 0 rows or write them as -1; for graded ones rescale to [0, 1] (-1 -> 0, 0 -> 0.5, 1 -> 1)",
+        )
     if values <= {-1.0, 1.0}:
         kind: LabelKind = "binary"
     elif values <= {0.0, 1.0}:
@@ -245,17 +257,49 @@ def _need_regular_file(p: Path, what: str) -> None:
         raise _err(p, None, f"not a regular file ({kind}): the {what} must be a CSV or JSONL file")
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _unterminated_quote(p: Path, line_num: int, fields: Sequence[Any]) -> DataFormatError:
+    """The error for a quoted field that ran to the end of the file: it names the line where the quote opened.
+
+    The csv reader (not strict) keeps such a field as everything after its opening quote, so the quote
+    opened as many lines before the last (``line_num``) as the field holds line breaks.
+    """
+    last = next((v for v in reversed(fields) if isinstance(v, str)), "")
+    opened = line_num - len(_LINE_BREAK.findall(last)) + last.endswith(("\n", "\r"))
+    return _err(
+        p, max(opened, 1), 'unterminated quoted field (a " that is never closed runs to the end of the file)'
+    )
+
+
+def _csv_fields(row: dict[Any, Any], fieldnames: Sequence[str]) -> list[Any]:
+    """A DictReader row's fields in file order (the extra fields, under the key None, last)."""
+    return [row.get(k) for k in fieldnames] + list(row.get(None) or [])
+
+
 def _read_csv_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     _allow_long_csv_fields()
+    at_eof = False
+
+    def lines(f: Iterable[str]) -> Iterator[str]:
+        nonlocal at_eof
+        yield from f
+        at_eof = True  # the reader asked for a line past the last one
+
     # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that would stick to the first column name
     with p.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+        reader = csv.DictReader(lines(f))
         try:
             if reader.fieldnames is None:
                 raise _err(p, 1, "empty file (no header)")
+            if at_eof:  # a record ended only by the end of the file: only a quoted field does that
+                raise _unterminated_quote(p, reader.line_num, reader.fieldnames)
             if any("\0" in name for name in reader.fieldnames):
                 raise _err(p, reader.line_num, _BINARY)
             for row in reader:
+                if at_eof:
+                    raise _unterminated_quote(p, reader.line_num, _csv_fields(row, reader.fieldnames))
                 if None in row:
                     raise _err(p, reader.line_num, "more fields than the header has")
                 if any("\0" in v for v in row.values() if isinstance(v, str)):
@@ -400,7 +444,8 @@ def read_beir(path: str | os.PathLike[str], splits: tuple[str, ...] | None = Non
     seen: set[str] = set()
     for line, row in _read_jsonl_rows(_need(root / "corpus.jsonl")):
         doc_id = _id_of(root / "corpus.jsonl", line, row, seen)
-        title, text = str(row.get("title") or "").strip(), str(row.get("text") or "").strip()
+        title = _text_field(row, "title", root / "corpus.jsonl", line)
+        text = _text_field(row, "text", root / "corpus.jsonl", line)
         joined = f"{title} {text}".strip()
         if not joined:
             raise _err(root / "corpus.jsonl", line, f"document {doc_id!r} has empty title and text")
@@ -412,7 +457,7 @@ def read_beir(path: str | os.PathLike[str], splits: tuple[str, ...] | None = Non
     seen_q: set[str] = set()
     for line, row in _read_jsonl_rows(_need(root / "queries.jsonl")):
         qid = _id_of(root / "queries.jsonl", line, row, seen_q)
-        text = str(row.get("text") or "").strip()
+        text = _text_field(row, "text", root / "queries.jsonl", line)
         if not text:
             raise _err(root / "queries.jsonl", line, f"query {qid!r} has empty text")
         queries[qid] = text
@@ -421,6 +466,21 @@ def read_beir(path: str | os.PathLike[str], splits: tuple[str, ...] | None = Non
     doc_set = set(corpus_ids)
     qrels = {f.stem: _read_qrels(_need(f), doc_set, queries) for f in files}
     return BeirDataset(corpus_ids, corpus_texts, queries, qrels, str(root), corpus_titles, corpus_bodies)
+
+
+def _text_field(row: Mapping[str, Any], key: str, p: Path, line: int | None, doc: str | None = None) -> str:
+    """``row[key]`` stripped: a string, or ``""`` when missing or null; a list, object, number... is refused.
+
+    Raises:
+        DataFormatError: naming ``p:line`` (and document ``doc``, in memory) and the field.
+    """
+    value = row.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):  # str() would embed a list or an object as its Python repr
+        at = "" if doc is None else f"document {doc!r}: "
+        raise _err(p, line, f"{at}{key} must be a string, got {_json_type(value)}")
+    return value.strip()
 
 
 def _need(p: Path) -> Path:
@@ -511,25 +571,34 @@ def pairs_dataset(
         name: how messages name this data (``name:row``, rows counted from 1).
 
     Raises:
-        DataFormatError: lists of different lengths, a missing column, an empty text, a label that is
-            not a finite number, naming the row.
+        DataFormatError: an argument of the wrong type (naming the parameter: ``text_1`` a single string or
+            None, ...), lists of different lengths, a missing column, an empty text, a label that is not a
+            finite number, labels that are -1/0/1 (see :func:`read_pairs`), naming the row.
     """
+    _check_name("pairs_dataset", name)
     where = Path(name)
-    if hasattr(text_1, "to_dict") and (text_2 is not None or labels is not None or split is not None):
+    is_frame = hasattr(text_1, "to_dict") and hasattr(text_1, "columns")  # a pandas Series is a list
+    if is_frame and (text_2 is not None or labels is not None or split is not None):
         raise _err(where, None, "give a DataFrame alone (its split column is the split), or three lists")
-    if text_2 is None and labels is None and hasattr(text_1, "to_dict"):
-        records = text_1.to_dict("records")
+    if is_frame:
+        frame: Any = text_1
+        records = frame.to_dict("records")
         rows: list[tuple[int, Mapping[str, Any]]] = [
             (i + 1, {str(k): v for k, v in r.items()}) for i, r in enumerate(records)
         ]
     else:
+        first = _as_list("pairs_dataset", "text_1", text_1, "a list of strings or a DataFrame")
         if text_2 is None or labels is None:
             raise _err(
                 where, None, "give text_1, text_2 and labels (three lists of equal length) or one DataFrame"
             )
-        cols = {"text_1": list(text_1), "text_2": list(text_2), "label": list(labels)}
+        cols = {
+            "text_1": first,
+            "text_2": _as_list("pairs_dataset", "text_2", text_2, "a list of strings"),
+            "label": _as_list("pairs_dataset", "labels", labels, "a list of numbers"),
+        }
         if split is not None:
-            cols["split"] = list(split)
+            cols["split"] = _as_list("pairs_dataset", "split", split, "None or a list of split names")
         lengths = {k: len(v) for k, v in cols.items()}
         if len(set(lengths.values())) != 1:
             raise _err(where, None, f"the lists differ in length: {lengths}")
@@ -539,6 +608,46 @@ def pairs_dataset(
     if rows and "split" in rows[0][1]:  # a missing split (None, NaN) is empty, as an empty cell of a file
         rows = [(i, {**r, "split": _text_or_empty(r.get("split"))}) for i, r in rows]
     return _pairs_from_rows(rows, where, header_line=None)
+
+
+def _check_name(func: str, name: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise DataFormatError(f"{func}: name must be a non-empty string, got {_what(name)}")
+
+
+def _what(value: Any) -> str:
+    """How a message names what was given: ``None``, ``a str ('ab')``, ``an int``."""
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    return (
+        f"{article} {kind} ({value!r:.40})"
+        if isinstance(value, (str, bytes, int, float))
+        else f"{article} {kind}"
+    )
+
+
+def _as_list(func: str, param: str, value: Any, want: str, *, unordered: bool = False) -> list[Any]:
+    """``list(value)`` for a list-like argument; a string, a mapping, a set (unless ``unordered``), None or a
+    non-iterable is refused naming ``func``'s parameter ``param`` (a string would be read per character).
+
+    Raises:
+        DataFormatError: ``"func: param must be want, got ..."``.
+    """
+    bad = (
+        value is None
+        or isinstance(value, (str, bytes, Mapping))
+        or (not unordered and isinstance(value, (set, frozenset)))
+        or hasattr(value, "columns")  # a DataFrame iterates over its column names
+    )
+    if not bad:
+        try:
+            return list(value)
+        except TypeError:
+            pass
+    hint = " (a single string would be read one character at a time)" if isinstance(value, str) else ""
+    raise DataFormatError(f"{func}: {param} must be {want}, got {_what(value)}{hint}")
 
 
 def _text_or_empty(value: Any) -> str:
@@ -566,24 +675,34 @@ def retrieval_dataset(
             texts (their ids are their positions, ``"0"``, ``"1"``, ...).
         train: judgements to train on: ``(query text, doc id)`` or ``(query text, doc id, grade)``; a
             document may also be given by its position in the corpus (an ``int``). Pairs with the same
-            query text make one query with several relevant documents.
+            query text make one query with several relevant documents. None: no training judgements
+            (data only evaluated).
         test: judgements to evaluate on, in the same form (optional; evaluation needs it).
         name: how messages name this data.
 
     Raises:
-        DataFormatError: an empty text, a document not in the corpus, a grade that is not an integer,
-            naming the split and the judgement (counted from 1).
+        DataFormatError: an argument of the wrong type (naming the parameter: ``corpus`` None or a single
+            string, ``train`` a mapping, ...), an empty text, a title or text that is not a string, a
+            document not in the corpus, a grade that is not an integer, naming the split and the judgement
+            (counted from 1).
     """
+    _check_name("retrieval_dataset", name)
     where = Path(name)
     by_position = not isinstance(corpus, Mapping)  # a list corpus: documents may be given by position
-    items = corpus.items() if isinstance(corpus, Mapping) else ((str(i), t) for i, t in enumerate(corpus))
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(corpus, Mapping):
+        items = corpus.items()
+    else:
+        want = "a mapping {doc id: text or {title, text}} or a list of texts"
+        items = ((str(i), t) for i, t in enumerate(_as_list("retrieval_dataset", "corpus", corpus, want)))
     corpus_ids: list[str] = []
     corpus_texts: list[str] = []
     corpus_titles: list[str] = []
     corpus_bodies: list[str] = []
     for doc_id, value in items:
         if isinstance(value, Mapping):
-            title, text = str(value.get("title") or "").strip(), str(value.get("text") or "").strip()
+            title = _text_field(value, "title", where, None, doc=doc_id)
+            text = _text_field(value, "text", where, None, doc=doc_id)
         elif isinstance(value, str):
             title, text = "", value.strip()
         else:
@@ -607,11 +726,22 @@ def retrieval_dataset(
     for split, judged in (("train", train), ("test", test)):
         if judged is None:
             continue
+        judgements = _as_list(
+            "retrieval_dataset",
+            split,
+            judged,
+            "a list of judgements, (query text, doc id) or (query text, doc id, grade) tuples",
+            unordered=True,
+        )
         out: dict[str, dict[str, int]] = {}
         qid_of: dict[str, str] = {}  # query ids are per split: a test query never merges into a training one
-        for n, item in enumerate(judged, start=1):
+        for n, item in enumerate(judgements, start=1):
             at = f"{split} judgement {n}"
-            if isinstance(item, (str, bytes)) or not 2 <= len(item) <= 3:
+            if (
+                isinstance(item, (str, bytes, Mapping))
+                or not (hasattr(item, "__len__") and hasattr(item, "__getitem__"))
+                or not 2 <= len(item) <= 3
+            ):
                 raise _err(
                     where,
                     None,

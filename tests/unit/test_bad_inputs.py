@@ -585,3 +585,78 @@ def test_dim_reduction_keeps_the_dimension_asked_with_fewer_texts_than_dimension
     w = initial_matrix(x, 8)  # 5 texts, 8 dimensions asked
     assert w.shape == (12, 8)
     np.testing.assert_allclose(w.T @ w, np.eye(8), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- issue 25, item 9
+@pytest.mark.parametrize(("field", "value"), [("title", ["a", "b"]), ("text", {"en": "x"}), ("title", 7)])
+def test_beir_title_or_text_not_a_string_names_file_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None, field: str, value: Any
+) -> None:
+    corpus: list[dict[str, Any]] = [{"_id": f"d{i}", "title": f"t{i}", "text": f"alpha{i}"} for i in range(6)]
+    corpus[2][field] = value  # line 3 of corpus.jsonl
+    queries = [{"_id": f"q{i}", "text": f"about alpha{i}"} for i in range(6)]
+    root = write_beir(
+        tmp_path / "beir", corpus, queries, {"train": [(f"q{i}", f"d{i}", 1) for i in range(6)]}
+    )
+    assert _train(root, tmp_path) == 2
+    line = _one_line_error(capsys)
+    assert f"{root / 'corpus.jsonl'}:3" in line and f"{field} must be a string" in line
+    with pytest.raises(DataFormatError, match=rf"corpus.jsonl:3: {field} must be a string"):
+        read_beir(root)
+
+
+def test_beir_query_text_not_a_string_names_file_and_line(tmp_path: Path) -> None:
+    corpus = [{"_id": "d0", "text": "alpha"}]
+    queries = [{"_id": "q0", "text": "fine"}, {"_id": "q1", "text": ["a", "list"]}]
+    root = write_beir(tmp_path / "beir", corpus, queries, {"train": [("q0", "d0", 1)]})
+    with pytest.raises(DataFormatError, match=r"queries.jsonl:2: text must be a string, got a list"):
+        read_beir(root)
+
+
+def test_beir_null_or_missing_title_is_empty_as_before(tmp_path: Path) -> None:
+    corpus = [
+        {"_id": "d0", "title": None, "text": "alpha"},
+        {"_id": "d1", "text": "beta"},
+        {"_id": "d2", "title": "t"},
+    ]
+    root = write_beir(tmp_path / "beir", corpus, [{"_id": "q0", "text": "q"}], {"train": [("q0", "d0", 1)]})
+    ds = read_beir(root)
+    assert ds.corpus_texts == ["alpha", "beta", "t"] and ds.corpus_titles == ["", "", "t"]
+
+
+def test_pairs_labels_minus_one_zero_one_are_ambiguous_and_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    p = tmp_path / "pairs.csv"
+    labels = [1, -1, 0]
+    p.write_text(
+        "text_1,text_2,label\n"
+        + "".join(f"{a},{b},{labels[i % 3]}\n" for i, (a, b, _) in enumerate(_pairs_rows()))
+    )
+    assert _train(p, tmp_path) == 2
+    line = _one_line_error(capsys)
+    assert str(p) in line and "{-1, 0, 1}" in line and "ambiguous" in line
+    with pytest.raises(DataFormatError, match=r"pairs.csv.*\{-1, 0, 1\}.*ambiguous"):
+        read_pairs(p)
+
+
+def test_unterminated_csv_quote_names_the_line_where_it_opened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_model: None
+) -> None:
+    p = tmp_path / "pairs.csv"
+    rows = "".join(f"{a},{b},{y}\n" for a, b, y in _pairs_rows())
+    p.write_text("text_1,text_2,label\n" + rows + '"never closed,b,1\n' + rows)  # the quote opens on line 26
+    assert _train(p, tmp_path) == 2
+    line = _one_line_error(capsys)
+    assert f"{p}:26" in line and "unterminated quoted field" in line and "None" not in line
+    with pytest.raises(DataFormatError, match=r"pairs.csv:26: unterminated quoted field"):
+        read_pairs(p)
+
+
+def test_info_of_a_lens_saved_through_the_api_shows_its_dimension(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Lens(np.eye(8, dtype=np.float32)).save(tmp_path / "lens")
+    assert main(["info", str(tmp_path / "lens")]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out and "8-d" in out

@@ -145,3 +145,57 @@ def test_split_by_text_keeps_texts_on_one_side(tmp_path: Path) -> None:
     assert 0.4 < te.mean() < 0.6
     pos = ds.labels > 0
     assert abs(pos[te].mean() - pos[tr].mean()) < 0.1  # stratified
+
+
+@pytest.mark.parametrize(
+    ("labels", "kind", "mapped"),
+    [
+        ([1, -1, 1], "binary", [1, -1, 1]),
+        ([1, 0, 1], "binary", [1, -1, 1]),
+        ([0.0, 0.5, 1.0], "graded", [0.0, 0.5, 1.0]),
+        ([-1, 0, 0.5, 1], "graded", [-1.0, 0.0, 0.5, 1.0]),  # a fourth level: graded, nothing ambiguous
+    ],
+)
+def test_pairs_label_rules(tmp_path: Path, labels: list[float], kind: str, mapped: list[float]) -> None:
+    rows = "".join(f"a{i},b{i},{y}\n" for i, y in enumerate(labels))
+    ds = read_pairs(_csv(tmp_path, "text_1,text_2,label\n" + rows))
+    assert ds.kind == kind and ds.labels.tolist() == mapped
+
+
+@pytest.mark.parametrize("labels", [[1, 0, -1], [-1, 0, 0], [-1.0, 0.0, 1.0, 1.0]])
+def test_pairs_labels_mixing_the_two_binary_conventions_are_refused(
+    tmp_path: Path, labels: list[float]
+) -> None:
+    rows = "".join(f"a{i},b{i},{y}\n" for i, y in enumerate(labels))
+    want = "{-1, 0, 1}" if 1 in labels else "{-1, 0}"
+    with pytest.raises(DataFormatError, match=r"pairs.csv:\d+: labels are .*ambiguous.*0 could mean") as e:
+        read_pairs(_csv(tmp_path, "text_1,text_2,label\n" + rows))
+    msg = str(e.value)
+    assert want in msg and "\n" not in msg
+    assert f"pairs.csv:{2 + [float(y) for y in labels].index(0.0)}:" in msg  # the first 0 label
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ('text_1,text_2,label\na,b,1\n"c,d,1\ne,f,1\n', 3),
+        ('text_1,text_2,label\na,b,1\nc,"d,1\ne,f,1', 3),  # no final newline
+        (
+            'text_1,text_2,label\r\na,"multi\r\nline",1\r\nc,d,1\r\ne,"f,1\r\ng,h,1\r\n',
+            5,
+        ),  # CRLF, a good quote first
+        ('"text_1,text_2,label\na,b,1\n', 1),  # in the header
+    ],
+)
+def test_unterminated_csv_quote(tmp_path: Path, content: str, line: int) -> None:
+    p = tmp_path / "pairs.csv"
+    p.write_bytes(content.encode())
+    with pytest.raises(DataFormatError, match=rf"pairs.csv:{line}: unterminated quoted field"):
+        read_pairs(p)
+
+
+def test_quoted_fields_with_newlines_and_quotes_read(tmp_path: Path) -> None:
+    p = tmp_path / "pairs.csv"
+    p.write_bytes(b'text_1,text_2,label\n"two\nlines","say ""hi""",1\nc,"d",0\n')
+    ds = read_pairs(p)
+    assert ds.text_1 == ["two\nlines", "c"] and ds.text_2 == ['say "hi"', "d"]

@@ -9,6 +9,7 @@ import pytest
 
 from embedlens import (
     DataFormatError,
+    EmbedlensInputError,
     TrainConfig,
     as_embedder,
     evaluate_lens,
@@ -130,6 +131,72 @@ def test_dataframe_splits_are_checked_like_a_file() -> None:
         pairs_dataset(frame)
     with pytest.raises(DataFormatError, match="give a DataFrame alone"):
         pairs_dataset(frame, split=["train", "test"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"text_1": None, "text_2": ["b"], "labels": [1]},
+            r"pairs_dataset: text_1 must be a list of strings",
+        ),
+        (
+            {"text_1": "ab", "text_2": ["b", "c"], "labels": [1, 1]},
+            r"text_1 must be a list of strings.*got a str",
+        ),
+        ({"text_1": ["a"], "text_2": 5, "labels": [1]}, r"pairs_dataset: text_2 must be a list of strings"),
+        ({"text_1": ["a"], "text_2": ["b"], "labels": 1}, r"pairs_dataset: labels must be a list of numbers"),
+        (
+            {"text_1": ["a"], "text_2": ["b"], "labels": "1"},
+            r"pairs_dataset: labels must be a list of numbers",
+        ),
+        (
+            {"text_1": ["a"], "text_2": ["b"], "labels": [1], "split": "train"},
+            r"pairs_dataset: split must be",
+        ),
+        ({"text_1": ["a"], "text_2": ["b"], "labels": [1], "split": 3}, r"pairs_dataset: split must be"),
+        ({"text_1": ["a"], "text_2": ["b"], "labels": [1], "name": None}, r"pairs_dataset: name must be"),
+        ({"text_1": 7}, r"pairs_dataset: text_1 must be a list of strings or a DataFrame"),
+    ],
+)
+def test_pairs_dataset_arguments_are_checked_by_name(kwargs: dict, message: str) -> None:
+    with pytest.raises(EmbedlensInputError, match=message):
+        pairs_dataset(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (
+            (None, [("q", 0)]),
+            {},
+            r"retrieval_dataset: corpus must be a mapping .* or a list of texts, got None",
+        ),
+        (("some text", [("q", 0)]), {}, r"retrieval_dataset: corpus must be .*got a str"),
+        ((42, [("q", 0)]), {}, r"retrieval_dataset: corpus must be"),
+        ((["a"], 5), {}, r"retrieval_dataset: train must be a list of judgements"),
+        ((["a"], "q"), {}, r"retrieval_dataset: train must be a list of judgements.*got a str"),
+        ((["a"], [("q", 0)], 5), {}, r"retrieval_dataset: test must be a list of judgements"),
+        ((["a"], [5]), {}, r"train judgement 1: expected \(query text, doc id\)"),
+        ((["a"], [("q", 0)]), {"name": 3}, r"retrieval_dataset: name must be"),
+        (({"d": {"title": ["x"], "text": "y"}}, [("q", "d")]), {}, r"document 'd': title must be a string"),
+        (({"d": {"text": {"k": "v"}}}, [("q", "d")]), {}, r"document 'd': text must be a string"),
+    ],
+)
+def test_retrieval_dataset_arguments_are_checked_by_name(args: tuple, kwargs: dict, message: str) -> None:
+    with pytest.raises(EmbedlensInputError, match=message):
+        retrieval_dataset(*args, **kwargs)
+
+
+def test_pandas_series_are_lists_not_a_dataframe() -> None:
+    pd = pytest.importorskip("pandas")
+    ds = pairs_dataset(pd.Series(["a", "b"]), pd.Series(["c", "d"]), pd.Series([1, 0]))
+    assert ds.text_1 == ["a", "b"] and ds.labels.tolist() == [1.0, -1.0]
+
+
+def test_retrieval_dataset_without_training_judgements_is_for_evaluation() -> None:
+    ds = retrieval_dataset(["a", "b"], None, [("q", 1)])
+    assert ds.qrels == {"test": {"test-q0": {"1": 1}}}
 
 
 def test_a_base_that_already_applies_a_lens_is_refused_and_our_own_wrapper_unwrapped() -> None:
