@@ -3,13 +3,15 @@
 Every command that writes goes through one of the guards below *before* any work is done:
 
 - :func:`guard_lens_dir` — a lens directory (``train --out``, :meth:`Lens.save`, the demo's lens);
+- :func:`guard_dir` with :func:`export_dir_problem` — an ``embedlens export`` model folder;
 - :func:`guard_file` with :func:`report_problem` or :func:`npy_problem` — a single file
   (``evaluate --json``, ``project --output``);
 - :func:`guard_plots_dir` — a folder that receives only our own PNG file names (``evaluate --plots``);
 - :func:`prepare_demo_workdir` — the demo's work directory (new, empty, or marked as a demo's).
 
 What is ours: a missing path; an empty directory (for directory outputs); a lens directory (``lens.json``
-of format ``embedlens-lens`` and no foreign file) — replaced only with ``force``; a report with the
+of format ``embedlens-lens`` and no foreign file) or an export folder (holding only the files its marker
+lists) — replaced only with ``force``; a report with the
 :data:`REPORT_FORMAT` marker, a float32 ``.npy`` we could have written, or a PNG of our own name — each
 replaced only with ``force``. Anything else is refused with :class:`OutputRefusedError` (exit 2), in
 one line naming the option and the path. Paths are compared resolved (symlinks followed): the output
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -28,9 +31,11 @@ from embedlens.errors import EmbedlensInputError
 
 __all__ = [
     "DEMO_MARKER",
+    "EXPORT_MARKER",
     "REPORT_FORMAT",
     "OutputRefusedError",
     "check_overlap",
+    "export_dir_problem",
     "guard_file",
     "guard_lens_dir",
     "guard_plots_dir",
@@ -100,14 +105,30 @@ def check_overlap(
         raise _refuse(option, Path(path), f"{why}; refusing to write there")
 
 
-def _read_small_json(path: Path) -> object:
-    """Parse ``path`` as JSON if it is a regular file of bounded size; raises ValueError otherwise."""
+def _no_constant(name: str) -> object:
+    msg = f"{name} is not JSON"
+    raise ValueError(msg)
+
+
+def _read_small_json(path: Path, *, limit: int = MAX_JSON_BYTES, strict: bool = False) -> object:
+    """Parse ``path`` as JSON if it is a regular file of at most ``limit`` bytes; raises ValueError otherwise.
+
+    ``strict`` also refuses ``NaN`` / ``Infinity`` (which :func:`json.loads` accepts) and nesting too deep
+    to parse.
+    """
     with path.open("rb") as f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JSON_BYTES:
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             msg = "not a small regular file"
             raise ValueError(msg)
-        return json.loads(f.read(MAX_JSON_BYTES + 1).decode())
+        text = f.read(limit + 1).decode()
+    if not strict:
+        return json.loads(text)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        msg = "nested too deeply"
+        raise ValueError(msg) from None
 
 
 def lens_dir_problem(path: str | os.PathLike[str]) -> str | None:
@@ -145,6 +166,141 @@ def lens_dir_problem(path: str | os.PathLike[str]) -> str | None:
         if not ours or entry.is_symlink() or not entry.is_file():
             return f"holds {entry.name!r}, which is not part of a lens"
     return None
+
+
+#: the file that marks a folder as written by ``embedlens export`` (:data:`embedlens.export.EXPORT_MARKER`).
+EXPORT_MARKER = "embedlens_export.json"
+#: ``format`` field of :data:`EXPORT_MARKER`.
+EXPORT_FORMAT = "embedlens-export"
+#: largest export marker we parse (it lists the files of one model folder).
+MAX_MARKER_BYTES = 4 << 20
+#: names of the files a sentence-transformers save writes (configs, weights, tokenizer files), in the folder
+#: or in a module's folder: the rule for an export whose marker lists no files (made by an older embedlens).
+ST_FILE_NAMES = frozenset(
+    {
+        "README.md", "modules.json", "config_sentence_transformers.json", "sentence_bert_config.json",
+        "config.json", "generation_config.json", "router_config.json",
+        "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+        "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model",
+        "chat_template.jinja",
+    }
+)  # fmt: skip
+_ST_SHARD = re.compile(r"(model|pytorch_model)-\d{5}-of-\d{5}\.(safetensors|bin)\Z")
+_ST_MODULE_DIR = re.compile(r"\d+_[A-Za-z]\w*\Z")  # 1_Pooling, 3_Dense, 3_Router
+_ST_ROUTE_DIR = re.compile(r"[A-Za-z]\w*_\d+_[A-Za-z]\w*\Z")  # a Router's query_0_Dense
+
+
+def _is_rel_path(value: object) -> bool:
+    """Whether ``value`` is a plain relative POSIX path (no empty, ``.`` or ``..`` part)."""
+    return (
+        isinstance(value, str)
+        and "\0" not in value
+        and not value.startswith("/")
+        and all(part not in ("", ".", "..") for part in value.split("/"))
+    )
+
+
+def _st_dir(rel: str) -> bool:
+    parts = rel.split("/")
+    return _ST_MODULE_DIR.match(parts[0]) is not None and (
+        len(parts) == 1 or (len(parts) == 2 and _ST_ROUTE_DIR.match(parts[1]) is not None)
+    )
+
+
+def _st_file(rel: str) -> bool:
+    parent, _, name = rel.rpartition("/")
+    return (name in ST_FILE_NAMES or _ST_SHARD.match(name) is not None) and (parent == "" or _st_dir(parent))
+
+
+def _first_foreign(
+    root: Path, file_problem: Callable[[str, os.stat_result], str | None], dir_ok: Callable[[str], bool]
+) -> str | None:
+    """The first entry under ``root`` that is not ours, as ``holds 'REL', ...``; None when all are.
+
+    Links and special files are never ours; a directory is ours when ``dir_ok`` accepts it (everything
+    inside one that is not ours is foreign), and an empty directory that is not ours is named itself.
+    """
+    stack: list[tuple[str, bool]] = [("", True)]
+    while stack:
+        rel_dir, ours_dir = stack.pop()
+        try:
+            with os.scandir(root / rel_dir) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            return f"holds {rel_dir or '.'!r}, which cannot be read ({e.strerror or e})"
+        if not entries and not ours_dir:
+            return f"holds {rel_dir!r}, an empty directory embedlens export did not make"
+        subdirs = []
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_symlink():
+                return f"holds {rel!r}, a symbolic link embedlens export did not write"
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append((rel, ours_dir and dir_ok(rel)))
+                continue
+            if rel == EXPORT_MARKER:
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                return f"holds {rel!r}, which is not a regular file"
+            st = entry.stat(follow_symlinks=False)
+            why = file_problem(rel, st) if ours_dir else "embedlens export did not write"
+            if why is not None:
+                return f"holds {rel!r}, which {why}"
+        stack.extend(reversed(subdirs))
+    return None
+
+
+def export_dir_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is not an earlier ``embedlens export`` folder we may replace, or None when it is one.
+
+    An export folder is a real directory (not a symlink) whose :data:`EXPORT_MARKER` is a regular file of
+    strict JSON (at most :data:`MAX_MARKER_BYTES`) with ``"format": "embedlens-export"``. Its ``"files"``
+    maps every file the export wrote (relative POSIX path) to its size, and ``"dirs"`` lists the
+    directories it made: the folder may hold nothing else (no other file, link or directory), and each
+    listed file still has its recorded size (a file the user rewrote is theirs). Listed files may be
+    missing. A marker that records no ``"files"`` (an export by an older embedlens) is judged by name
+    only: every file must be one a sentence-transformers save writes (:data:`ST_FILE_NAMES`, or a weights
+    shard), at the top or in a module folder (``1_Pooling``, ``3_Router/query_0_Dense``).
+    """
+    root = Path(path)
+    if root.is_symlink():
+        return "is a symbolic link, not an earlier embedlens export"
+    if not root.is_dir():
+        return "exists and is not a directory"
+    marker = root / EXPORT_MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return f"exists and was not written by embedlens export (no {EXPORT_MARKER})"
+    try:
+        cfg = _read_small_json(marker, limit=MAX_MARKER_BYTES, strict=True)
+    except (OSError, ValueError):
+        cfg = None
+    if not isinstance(cfg, dict) or cfg.get("format") != EXPORT_FORMAT:
+        return f"exists and was not written by embedlens export ({EXPORT_MARKER} is not an export marker)"
+    if "files" not in cfg:
+        return _first_foreign(
+            root,
+            lambda rel, _st: None if _st_file(rel) else "is not a file a sentence-transformers save writes",
+            _st_dir,
+        )
+    files, dirs = cfg["files"], cfg.get("dirs", [])
+    if not (
+        isinstance(files, dict)
+        and all(_is_rel_path(k) and type(v) is int and v >= 0 for k, v in files.items())
+        and isinstance(dirs, list)
+        and all(_is_rel_path(d) for d in dirs)
+    ):
+        return f"exists and its {EXPORT_MARKER} has a malformed file list"
+    made = set(dirs) | {rel.rsplit("/", i)[0] for rel in files for i in range(1, rel.count("/") + 1)}
+
+    def file_problem(rel: str, st: os.stat_result) -> str | None:
+        if rel not in files:
+            return "embedlens export did not write"
+        if st.st_size != files[rel]:
+            return "changed since embedlens export wrote it"
+        return None
+
+    return _first_foreign(root, file_problem, made.__contains__)
 
 
 def guard_dir(

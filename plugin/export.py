@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from embedlens._atomic import atomic_write_dir, strict_json_dumps
-from embedlens._outputs import OutputRefusedError, check_overlap
+from embedlens._atomic import atomic_write_dir, current_umask, strict_json_dumps
+from embedlens._outputs import EXPORT_FORMAT, EXPORT_MARKER, OutputRefusedError, export_dir_problem, guard_dir
 from embedlens.errors import EmbedlensInputError
 from embedlens.lens import PROBE_SENTENCES, Lens
 
 __all__ = ["EXPORT_MARKER", "export_sentence_transformer", "local_model_dir"]
 
-#: the file that marks a folder as written by this export (only such a folder is ever replaced).
-EXPORT_MARKER = "embedlens_export.json"
+# EXPORT_MARKER (``embedlens_export.json``, defined with the other output guards) marks a folder as written by
+# this export and lists the files it wrote: only a folder holding nothing else is ever replaced.
 
 
 def local_model_dir(spec: str | None) -> Path:
@@ -68,13 +68,38 @@ def _dense(weight: np.ndarray) -> Any:
     )
 
 
-def _refuse_foreign(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
-        return  # an empty folder holds nothing to lose
-    if not (path / EXPORT_MARKER).is_file():
-        raise OutputRefusedError(
-            f"--out {path}: exists and was not written by embedlens export; refusing to replace it"
-        )
+def _guard_out(out: Path, inputs: dict[str, Any], overwrite: bool) -> None:
+    """Refuse an ``out`` that overlaps an input or holds anything an earlier export did not write."""
+    guard_dir(
+        out, option="--out", ours=export_dir_problem, what="an earlier embedlens export", inputs=inputs,
+        force=overwrite,
+    )  # fmt: skip
+
+
+def _plain_modes(root: Path) -> tuple[dict[str, int], list[str]]:
+    """Give everything under ``root`` the mode of a plain open / mkdir (umask honoured); list it.
+
+    safetensors and sentence-transformers write their weights through 0600 temp files.
+
+    Returns:
+        Every file (relative POSIX path -> size) and every directory under ``root``, sorted.
+    """
+    umask = current_umask()
+    files: dict[str, int] = {}
+    dirs: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        for name in sorted(dirnames):
+            p = here / name
+            if not p.is_symlink():
+                os.chmod(p, 0o777 & ~umask)
+                dirs.append(p.relative_to(root).as_posix())
+        for name in filenames:
+            p = here / name
+            if not p.is_symlink():
+                os.chmod(p, 0o666 & ~umask)
+                files[p.relative_to(root).as_posix()] = p.stat().st_size
+    return dict(sorted(files.items())), sorted(dirs)
 
 
 def export_sentence_transformer(
@@ -89,14 +114,22 @@ def export_sentence_transformer(
 
     Args:
         lens: the lens (its ``base_model`` names the base unless ``model`` is given).
-        out: the folder to write (atomically; an existing one only with ``overwrite`` and only if an earlier
-            export wrote it).
+        out: the folder to write (atomically; files and folders get the mode of a plain open / mkdir). A
+            missing or empty folder is written; an existing one is replaced only with ``overwrite`` and only
+            if it holds nothing but what an earlier export wrote: its ``embedlens_export.json`` (strict JSON,
+            ``"format": "embedlens-export"``) lists every file the export wrote with its size, and any other
+            file, link or directory, or a listed file whose size changed, is the user's and refuses the
+            replace. An export by an older embedlens (no file list) is replaced only if every file in it is
+            one a sentence-transformers save writes (config, weights and tokenizer files, at the top or in a
+            module folder). This is checked before the model loads and again right before the replace.
         model: a local sentence-transformers folder or name, overriding the lens's recorded base model.
         check_fingerprint: refuse a base model whose probe embeddings differ from the lens's fingerprint.
         overwrite: replace an earlier export at ``out``.
 
     Raises:
-        EmbedlensInputError: a base model that is not local, or an existing ``out`` that may not be replaced.
+        EmbedlensInputError: a base model that is not local.
+        OutputRefusedError: an existing ``out`` that may not be replaced (naming the first file that is not
+            the export's), or one that overlaps the lens or the base model.
         DimensionMismatchError / FingerprintMismatchError: the base model is not the lens's.
     """
     out = Path(out)
@@ -109,12 +142,8 @@ def export_sentence_transformer(
             f"--model {source}: is an embedlens export, not a base model; pass the model it was exported from"
         )
         raise EmbedlensInputError(msg)
-    check_overlap(out, option="--out", inputs={"--lens": lens.path, "--model": source})
-    empty_dir = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
-    if os.path.lexists(out) and not empty_dir:
-        if not overwrite:
-            raise OutputRefusedError(f"--out {out}: exists (pass --force to replace an earlier export)")
-        _refuse_foreign(out)
+    inputs: dict[str, Any] = {"--lens": lens.path, "--model": source}
+    _guard_out(out, inputs, overwrite)
     if out.parent.exists() and not out.parent.is_dir():
         raise OutputRefusedError(f"--out {out}: its parent is not a directory")
     with warnings.catch_warnings():
@@ -133,7 +162,7 @@ def export_sentence_transformer(
         raw = [_dense(np.eye(lens.d_in, dtype=np.float32))]  # documents stay raw (Router needs a module)
         st.append(Router(sub_modules={"query": projected, "document": raw}, default_route="document"))
     marker = {
-        "format": "embedlens-export",
+        "format": EXPORT_FORMAT,
         "base_model": model or lens.base_model,
         "base_dir": str(source),
         "lens": str(lens.path) if lens.path is not None else None,
@@ -143,6 +172,8 @@ def export_sentence_transformer(
 
     def fill(tmp: Path) -> None:
         st.save(str(tmp))
-        (tmp / EXPORT_MARKER).write_text(strict_json_dumps(marker))
+        files, dirs = _plain_modes(tmp)
+        files.pop(EXPORT_MARKER, None)
+        (tmp / EXPORT_MARKER).write_text(strict_json_dumps({**marker, "files": files, "dirs": dirs}))
 
-    return atomic_write_dir(out, fill, check=_refuse_foreign)
+    return atomic_write_dir(out, fill, check=lambda path: _guard_out(path, inputs, overwrite))
